@@ -1,0 +1,48 @@
+# Vigil: two commands matter. `make demo` runs the lifecycle on the embedded default;
+# `make test` runs the test suite. Everything else is a convenience.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export AIRFLOW_HOME := $(CURDIR)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install demo test test-fast airflow site site-serve bench lint clean db-stop
+
+install: $(VENV)/.installed
+
+# torch is installed first and pinned: a plain `torch` requirement would pull gigabytes of CUDA
+# wheels on a CPU machine. The marker file makes re-runs free until pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[trainer,site,test]'
+	touch $@
+
+demo: install
+	$(BIN)/vigil demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow and not airflow"
+
+airflow: install
+	$(BIN)/vigil airflow
+
+site: install
+	$(BIN)/vigil site build
+
+site-serve: install
+	$(BIN)/vigil site serve
+
+bench: install
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+db-stop:
+	$(BIN)/vigil db stop
+
+clean: db-stop
+	rm -rf var site/docs site/public logs

@@ -1,0 +1,1 @@
+"""gpu-trainer: every lifecycle stage as `gpu-trainer <stage> --spec SPEC.json --out DIR`."""

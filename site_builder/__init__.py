@@ -1,0 +1,1 @@
+"""Report site builder: warehouse -> page data -> MkDocs-Material pages -> site + PDFs."""
