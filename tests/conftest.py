@@ -1,0 +1,128 @@
+"""Shared fixtures. Tests talk to a real PostgreSQL: VIGIL_TEST_DATABASE_URL when set, otherwise
+an embedded server from the pgserver wheel started once for the session. Each test that asks
+for a warehouse gets a fresh database cloned from a migrated template (fast, isolated)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+TEMPLATE_DB = "vigil_test_template"
+
+
+def _admin(url):
+    return sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """URL (database left to the caller) of a real PostgreSQL server for this test session."""
+    env = os.environ.get("VIGIL_TEST_DATABASE_URL")
+    if env:
+        url = make_url(env)
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        yield url
+        return
+    # Short path: the unix socket lives in the data dir and socket paths are limited to ~107 bytes.
+    root = Path(tempfile.mkdtemp(prefix="vigil-pg-", dir="/tmp"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+        from pgserver._commands import pg_ctl
+
+        srv = pgserver.get_server(root / "pg", cleanup_mode=None)
+    url = sa.engine.URL.create("postgresql+psycopg", username="postgres", database="postgres",
+                               query={"host": str(root / "pg")})
+    try:
+        yield url
+    finally:
+        pg_ctl(["-w", "stop", "-m", "immediate"], pgdata=srv.pgdata, user=srv.system_user)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server):
+    """A database migrated to head once per session, cloned by every `warehouse_url`."""
+    from vigil.db import get_engine
+    from vigil.warehouse import migrate
+
+    name = f"{TEMPLATE_DB}_{uuid.uuid4().hex[:8]}"
+    url = pg_server.set(database=name)
+    migrate(url)
+    get_engine(url).dispose()  # CREATE DATABASE ... TEMPLATE needs the template idle
+    yield name
+    with _admin(pg_server).connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def fresh_database(pg_server):
+    """Factory: an empty, unmigrated database (for migration tests)."""
+    created = []
+
+    def make():
+        name = f"vigil_t_{uuid.uuid4().hex[:12]}"
+        with _admin(pg_server).connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return pg_server.set(database=name)
+
+    yield make
+    from vigil.db import get_engine
+
+    with _admin(pg_server).connect() as c:
+        for name in created:
+            get_engine(pg_server.set(database=name)).dispose()
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def vigil_env(tmp_path, monkeypatch):
+    """Isolated data dir and site dir for code that reads settings from the environment."""
+    monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("VIGIL_SITE_DIR", str(tmp_path / "site"))
+    monkeypatch.setenv("VIGIL_IMPORT_ROOTS", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def warehouse_url(pg_server, pg_template, vigil_env, monkeypatch):
+    """A fresh, migrated warehouse database; VIGIL_DATABASE_URL points at it for the test."""
+    from vigil.db import get_engine
+
+    name = f"vigil_t_{uuid.uuid4().hex[:12]}"
+    with _admin(pg_server).connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
+    url = pg_server.set(database=name)
+    monkeypatch.setenv("VIGIL_DATABASE_URL", url.render_as_string(hide_password=False))
+    yield url
+    get_engine(url).dispose()
+    with _admin(pg_server).connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def engine(warehouse_url):
+    from vigil.db import get_engine
+
+    return get_engine(warehouse_url)
+
+
+@pytest.fixture
+def registry(engine):
+    from vigil.registry import Registry
+
+    return Registry(engine)
