@@ -4,6 +4,7 @@ for a warehouse gets a fresh database cloned from a migrated template (fast, iso
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -20,37 +21,89 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TEMPLATE_DB = "vigil_test_template"
+# pgserver logs from an atexit hook, after pytest has closed the streams: keep it quiet.
+logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 def _admin(url):
     return sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
 
 
-@pytest.fixture(scope="session")
-def pg_server():
-    """URL (database left to the caller) of a real PostgreSQL server for this test session."""
+_SERVER: dict = {}
+
+
+def _start_server():
+    """Start (once) the PostgreSQL this test session uses; returns its URL without a database."""
+    if _SERVER:
+        return _SERVER["url"]
     env = os.environ.get("VIGIL_TEST_DATABASE_URL")
     if env:
         url = make_url(env)
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")
-        yield url
-        return
+        _SERVER["url"] = url
+        return url
     # Short path: the unix socket lives in the data dir and socket paths are limited to ~107 bytes.
     root = Path(tempfile.mkdtemp(prefix="vigil-pg-", dir="/tmp"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pgserver
-        from pgserver._commands import pg_ctl
 
         srv = pgserver.get_server(root / "pg", cleanup_mode=None)
-    url = sa.engine.URL.create("postgresql+psycopg", username="postgres", database="postgres",
-                               query={"host": str(root / "pg")})
-    try:
-        yield url
-    finally:
+    _SERVER.update(root=root, srv=srv, url=sa.engine.URL.create(
+        "postgresql+psycopg", username="postgres", database="postgres", query={"host": str(root / "pg")}))
+    return _SERVER["url"]
+
+
+def pytest_configure(config):
+    """Point Airflow at a metadata database on the test server before anything imports airflow
+    (Airflow reads its configuration once, at import)."""
+    url = _start_server()
+    name = f"airflow_test_{uuid.uuid4().hex[:8]}"
+    with _admin(url).connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    _SERVER["airflow_db"] = name
+    logs = Path(tempfile.mkdtemp(prefix="vigil-airflow-logs-"))
+    _SERVER["logs"] = logs
+    os.environ.update({
+        "AIRFLOW_HOME": str(Path(__file__).resolve().parents[1]),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url.set(drivername="postgresql+psycopg2", database=name)
+        .render_as_string(hide_password=False),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(logs),
+        "AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY": str(logs / "dag_processor"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(logs / "passwords.json"),
+    })
+
+
+def pytest_unconfigure(config):
+    if "srv" in _SERVER:
+        from pgserver._commands import pg_ctl
+
+        srv = _SERVER["srv"]
         pg_ctl(["-w", "stop", "-m", "immediate"], pgdata=srv.pgdata, user=srv.system_user)
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(_SERVER["root"], ignore_errors=True)
+    elif "airflow_db" in _SERVER:
+        with _admin(_SERVER["url"]).connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{_SERVER["airflow_db"]}" WITH (FORCE)'))
+    if "logs" in _SERVER:
+        shutil.rmtree(_SERVER["logs"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """URL (database left to the caller) of the real PostgreSQL server of this test session."""
+    return _start_server()
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Airflow's metadata database, migrated (for dag.test())."""
+    from airflow.utils import db
+
+    db.initdb()
+    return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 
 
 @pytest.fixture(scope="session")

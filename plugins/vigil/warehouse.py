@@ -56,3 +56,15 @@ def downgrade(url: URL | str, revision: str = "base") -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, revision)
+
+
+_READY: dict[str, Engine] = {}
+
+
+def ready_engine() -> Engine:
+    """The warehouse engine, migrated to head once per process (tasks call this, not get_engine)."""
+    url = warehouse_url()
+    key = url.render_as_string(hide_password=False)
+    if key not in _READY:
+        _READY[key] = migrate(url)
+    return _READY[key]

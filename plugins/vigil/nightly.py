@@ -1,0 +1,58 @@
+"""The nightly evaluation's node functions (no Airflow): what to evaluate, then group comparisons."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from datetime import date
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from vigil.lifecycle import nightly_item
+from vigil.registry import Registry, RunRef
+
+log = logging.getLogger(__name__)
+
+
+def _latest_detail(reg: Registry, versions: list, suite: str, key: str) -> str | None:
+    """The newest ``details[key]`` of ``suite`` over ``versions`` (nearest first)."""
+    for v in versions:
+        evs = reg.evaluations(v.id, suite=suite)
+        for e in reversed(evs):
+            if e["details"].get(key):
+                return e["details"][key]
+    return None
+
+
+def versions_to_evaluate(engine: Engine, day: date) -> list[dict[str, Any]]:
+    """One item per version registered as of ``day``: artifact, trigger of its lineage, the
+    newest probes trained on it or an ancestor, and (scikit-learn) the dataset it was trained on."""
+    reg = Registry(engine)
+    items = []
+    for v in reg.list_versions(as_of=day):
+        lineage = reg.lineage(v.ref)
+        nearest_first = list(reversed(lineage))
+        probes = _latest_detail(reg, nearest_first, "train-probes", "manifest_dir") if v.family == "llm" else None
+        dataset = None
+        if v.family == "external":
+            log.info("skipping %s: metadata-only import, nothing to run", v.ref)
+            continue
+        if v.family == "sklearn":
+            dataset = (v.params or {}).get("dataset") or _latest_detail(reg, [v], "evaluate-sklearn", "dataset")
+            if not dataset:
+                log.info("skipping %s: no evaluation dataset attached (attach one to evaluate it nightly)", v.ref)
+                continue
+        items.append(nightly_item(v, lineage, probes, dataset))
+    log.info("%d versions registered as of %s", len(items), day)
+    return items
+
+
+def run_group_comparisons(engine: Engine, run: RunRef) -> list[dict[str, Any]]:
+    """Champion/challenger comparisons of every group, when the groups module is installed."""
+    if importlib.util.find_spec("vigil.groups") is None:
+        log.info("model groups are not available in this installation; no comparisons to run")
+        return []
+    from vigil.groups import compare_groups
+
+    return compare_groups(engine, run.day, run)

@@ -1,0 +1,1 @@
+"""Airflow operators that run lifecycle stages (one operator a module)."""

@@ -1,0 +1,143 @@
+"""Stage operator factory: one description of a stage becomes an operator by runner setting.
+
+``VIGIL_STAGE_RUNNER`` chooses how ``gpu-trainer <stage> --spec SPEC --out DIR`` runs:
+
+- ``local``  (default): :class:`~vigil.operators.local_stage.LocalStageOperator`, a subprocess
+  on the worker.
+- ``docker``: ``DockerOperator`` with the gpu-trainer image, a GPU ``DeviceRequest``, the
+  artifact store bind-mounted at the same path inside the container (so paths in specs and
+  manifests mean the same on both sides), ``auto_remove="success"``, ``mount_tmp_dir=False``,
+  an environment with no secrets, pool ``gpu``.
+
+The runner is a setting, not a DAG edit. ``device_requests`` is not serialized by Airflow:
+workers re-parse the DAG file, so the dag-processor and the workers must see the same setting.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vigil.settings import Settings, get_settings
+
+GPU_POOL = "gpu"
+
+# Environment the stage process gets. Deliberately an allow-list of non-secret values: the
+# container has no database credentials and needs none.
+STAGE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+@dataclass(frozen=True)
+class StageResources:
+    """What a stage needs from the host."""
+
+    gpu: bool = True
+    cpus: float = 2.0
+    mem_limit: str | None = None
+    shm_size: str | None = "2g"  # torch DataLoader workers use /dev/shm
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A lifecycle stage as the Airflow side sees it."""
+
+    name: str  # gpu-trainer CLI name, e.g. "train-backdoor"
+    resources: StageResources = field(default_factory=StageResources)
+
+    @property
+    def task_id(self) -> str:
+        return self.name.replace("-", "_")
+
+
+def trainer_executable() -> str:
+    """The gpu-trainer console script beside this interpreter (the venv), else on PATH."""
+    beside = Path(sys.executable).parent / "gpu-trainer"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("gpu-trainer")
+    return found or "gpu-trainer"
+
+
+def stage_command(stage: Stage, spec_path: Any, out_dir: Any, executable: str = "gpu-trainer",
+                  stage_arg: Any = None) -> list[Any]:
+    """argv of a stage run. ``spec_path``/``out_dir``/``stage_arg`` may be XComArgs or templates
+    (``stage_arg`` lets a mapped task choose the stage per item, e.g. by model family)."""
+    return [executable, stage_arg if stage_arg is not None else stage.name, "--spec", spec_path, "--out", out_dir]
+
+
+def stage_operator(
+    stage: Stage,
+    *,
+    spec_path: Any,
+    out_dir: Any,
+    task_id: str = "run",
+    stage_arg: Any = None,
+    settings: Settings | None = None,
+    **kwargs: Any,
+):
+    """Build the operator that runs ``stage`` according to the runner setting."""
+    settings = settings or get_settings()
+    if settings.stage_runner == "docker":
+        return _docker_operator(stage, spec_path=spec_path, out_dir=out_dir, task_id=task_id, settings=settings,
+                                stage_arg=stage_arg, **kwargs)
+    from vigil.operators.local_stage import LocalStageOperator
+
+    return LocalStageOperator(
+        task_id=task_id,
+        command=stage_command(stage, spec_path, out_dir, executable=trainer_executable(), stage_arg=stage_arg),
+        env=dict(STAGE_ENV),
+        **kwargs,
+    )
+
+
+def _docker_operator(stage: Stage, *, spec_path: Any, out_dir: Any, task_id: str, settings: Settings,
+                     stage_arg: Any = None, **kwargs: Any):
+    # Imported only for the docker runner: the provider pulls the docker SDK.
+    from airflow.providers.docker.operators.docker import DockerOperator
+    from docker.types import DeviceRequest, Mount
+
+    store = str(settings.artifacts_dir)
+    device_requests = (
+        [DeviceRequest(count=settings.gpu_count, capabilities=[["gpu"]])] if stage.resources.gpu else None
+    )
+    kwargs.setdefault("pool", GPU_POOL if stage.resources.gpu else "default_pool")
+    return DockerOperator(
+        task_id=task_id,
+        image=settings.trainer_image,
+        command=stage_command(stage, spec_path, out_dir, stage_arg=stage_arg),
+        docker_url=settings.docker_url,
+        device_requests=device_requests,
+        mounts=[Mount(target=store, source=store, type="bind")],
+        auto_remove="success",
+        mount_tmp_dir=False,
+        environment=dict(STAGE_ENV),
+        cpus=stage.resources.cpus,
+        mem_limit=stage.resources.mem_limit,
+        shm_size=stage.resources.shm_size,
+        tty=False,
+        **kwargs,
+    )
+
+
+STAGES: dict[str, Stage] = {
+    s.name: s
+    for s in (
+        Stage("make-base"),
+        Stage("train-backdoor"),
+        Stage("validate-backdoor"),
+        Stage("train-probes"),
+        Stage("safety-train"),
+        Stage("test-persistence"),
+        Stage("evaluate"),
+        Stage("train-sklearn", StageResources(gpu=False)),
+        Stage("evaluate-sklearn", StageResources(gpu=False)),
+    )
+}

@@ -1,0 +1,117 @@
+"""What the docker runner sends to the Docker API, checked against a fake API client.
+
+The fake is docker-py's real ``APIClient`` (so host configs, mounts and device requests are
+serialised by the real code) with only the HTTP calls replaced, as Airflow's provider tests do.
+No Docker engine is needed.
+"""
+
+import docker
+import pytest
+
+from vigil.settings import get_settings
+from vigil.stage_runner import STAGE_ENV, STAGES, stage_operator
+
+
+class FakeDockerAPI(docker.APIClient):
+    def __init__(self, exit_code=0, log_lines=(b"step 1 loss 2.0\n", b"done\n")):
+        super().__init__(base_url="unix://var/run/docker.sock", version="1.45")
+        self.exit_code = exit_code
+        self.log_lines = list(log_lines)
+        self.created: dict | None = None
+        self.calls: list[str] = []
+
+    def images(self, name=None, *a, **k):
+        self.calls.append("images")
+        return [{"Id": "sha256:img"}]
+
+    def create_container_from_config(self, config, name=None, platform=None):
+        self.calls.append("create")
+        self.created = config
+        return {"Id": "c0ffee"}
+
+    def attach(self, container, **kwargs):
+        return iter(self.log_lines)
+
+    def start(self, container, *a, **k):
+        self.calls.append("start")
+
+    def wait(self, container, *a, **k):
+        self.calls.append("wait")
+        return {"StatusCode": self.exit_code}
+
+    def remove_container(self, container, **kwargs):
+        self.calls.append("remove")
+
+
+class FakeHook:
+    def __init__(self, api):
+        self.api_client = api
+
+
+@pytest.fixture
+def docker_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("VIGIL_STAGE_RUNNER", "docker")
+    monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("VIGIL_TRAINER_IMAGE", "registry.example/vigil/gpu-trainer:1.2")
+    monkeypatch.setenv("VIGIL_GPU_COUNT", "2")
+    return get_settings()
+
+
+def _run(op, api):
+    op.__dict__["hook"] = FakeHook(api)  # DockerOperator.hook is a cached_property
+    return op.execute(context={})
+
+
+@pytest.mark.parametrize("stage", [pytest.param(s, id=s) for s in ("train-backdoor", "train-probes", "evaluate")])
+def test_docker_runner_sends_image_command_gpus_mounts(docker_settings, stage):
+    store = str(docker_settings.artifacts_dir)
+    op = stage_operator(STAGES[stage], spec_path=f"{store}/r/spec.json", out_dir=f"{store}/r", task_id="run")
+    api = FakeDockerAPI()
+    _run(op, api)
+    sent = api.created
+    assert sent["Image"] == "registry.example/vigil/gpu-trainer:1.2"
+    assert sent["Cmd"] == ["gpu-trainer", stage, "--spec", f"{store}/r/spec.json", "--out", f"{store}/r"]
+    host = sent["HostConfig"]
+    assert host["DeviceRequests"] == [{"Driver": "", "Count": 2, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}]
+    assert host["Mounts"] == [{"Target": store, "Source": store, "Type": "bind", "ReadOnly": False}]
+    assert not host.get("AutoRemove")  # the operator removes it itself, on success only (auto_remove="success")
+    # Exactly the allow-listed, non-secret variables: no database URL, no credentials.
+    assert sorted(sent["Env"]) == sorted(f"{k}={v}" for k, v in STAGE_ENV.items())
+    assert api.calls == ["images", "create", "start", "wait", "remove"]
+    assert op.pool == "gpu"
+
+
+def test_all_gpus_when_count_is_minus_one(docker_settings, monkeypatch):
+    monkeypatch.setenv("VIGIL_GPU_COUNT", "-1")
+    op = stage_operator(STAGES["make-base"], spec_path="/s.json", out_dir="/o", task_id="run")
+    api = FakeDockerAPI()
+    _run(op, api)
+    assert api.created["HostConfig"]["DeviceRequests"][0]["Count"] == -1
+
+
+def test_cpu_only_stage_requests_no_gpu(docker_settings):
+    op = stage_operator(STAGES["train-sklearn"], spec_path="/s.json", out_dir="/o", task_id="run")
+    api = FakeDockerAPI()
+    _run(op, api)
+    assert "DeviceRequests" not in api.created["HostConfig"] or not api.created["HostConfig"]["DeviceRequests"]
+    assert op.pool == "default_pool"
+
+
+def test_failed_container_fails_the_task_with_its_log_streamed(docker_settings, capfd):
+    from airflow.providers.docker.exceptions import DockerContainerFailedException
+
+    op = stage_operator(STAGES["train-backdoor"], spec_path="/s.json", out_dir="/o", task_id="run")
+    api = FakeDockerAPI(exit_code=2, log_lines=[b"gpu-trainer: error: learning_rate: must be > 0\n"])
+    with pytest.raises(DockerContainerFailedException, match="StatusCode"):
+        _run(op, api)
+    # The stage's own error line reaches the task log before the container is cleaned up.
+    assert "gpu-trainer: error: learning_rate: must be > 0" in capfd.readouterr().out
+
+
+def test_local_runner_is_the_default(monkeypatch):
+    monkeypatch.delenv("VIGIL_STAGE_RUNNER", raising=False)
+    from vigil.operators.local_stage import LocalStageOperator
+
+    op = stage_operator(STAGES["train-backdoor"], spec_path="/s.json", out_dir="/o", task_id="run")
+    assert isinstance(op, LocalStageOperator)
+    assert op.command[1:] == ["train-backdoor", "--spec", "/s.json", "--out", "/o"]
