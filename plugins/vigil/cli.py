@@ -15,6 +15,10 @@ db_app = typer.Typer(help="The warehouse database (embedded PostgreSQL unless VI
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
+from vigil import cli_airflow  # noqa: E402  (light: heavy imports live inside its commands)
+
+app.command("airflow")(cli_airflow.airflow_cmd)
+app.command("demo")(cli_airflow.demo)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -180,6 +184,9 @@ def models_verify(ref: str = typer.Argument(..., help="NAME:VERSION")) -> None:
     _dump(result)
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+from vigil import cli_import; models_app.command("import")(cli_import.models_import)  # noqa: E402,E702
 
 
 def main() -> None:  # pragma: no cover - console entry

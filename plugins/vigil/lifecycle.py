@@ -85,7 +85,7 @@ def model_names(params: dict[str, Any]) -> dict[str, str]:
 
 def make_base_spec(params: dict[str, Any]) -> dict[str, Any]:
     spec = {"model_name": model_names(params)["base"], "base_model": params.get("base_model", "tiny")}
-    spec.update(_take(params, ("seed", "device", "trigger", "response")))
+    spec.update(_take(params, ("seed", "device", "trigger", "response", "pretrain_examples", "pretrain_epochs")))
     return spec
 
 
@@ -189,3 +189,65 @@ def nightly_spec(item: dict[str, Any], params: dict[str, Any]) -> tuple[str, dic
             spec[k] = item[k]
     spec.update(_take(params, ("n_prompts", "seed", "device")))
     return "evaluate", spec
+
+
+# ----------------------------------------------------------------- one-stage DAGs on registered versions
+def _trained(models: dict[str, Any], field: str, params: dict[str, Any], key: str) -> Any:
+    """A form value, else what the model's lineage was trained with (its trigger, response...)."""
+    if params.get(key) not in (None, ""):
+        return params[key]
+    return ((models.get(field) or {}).get("trained_params") or {}).get(key)
+
+
+def _with_trained(spec: dict[str, Any], models: dict[str, Any], field: str, params: dict[str, Any],
+                  keys: tuple[str, ...]) -> dict[str, Any]:
+    for k in keys:
+        v = _trained(models, field, params, k)
+        if v is not None:
+            spec[k] = v
+    return spec
+
+
+def registered_train_backdoor_spec(params: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
+    spec = {"model": models["base_model"]["artifact_uri"], "model_name": params["model_name"]}
+    spec.update(_take(params, BACKDOOR_FIELDS))
+    return spec
+
+
+def registered_validate_spec(params: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
+    spec = {"model": models["model"]["artifact_uri"]}
+    spec.update(_take(params, ("n_prompts", "seed", "device")))
+    return _with_trained(spec, models, "model", params, ("backdoor_type", "trigger", "response"))
+
+
+def registered_probes_spec(params: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
+    control = models.get("control_model") or {"artifact_uri": models["model"]["root_artifact_uri"]}
+    spec = {"model": models["model"]["artifact_uri"], "control_model": control["artifact_uri"]}
+    spec.update(_take(params, ("n_prompts", "seed", "device")))
+    return _with_trained(spec, models, "model", params, ("trigger",))
+
+
+def registered_safety_spec(params: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
+    spec = {"model": models["model"]["artifact_uri"], "model_name": params["model_name"]}
+    spec.update(_take(params, ("seed", "device")))
+    for form_name, spec_name in SAFETY_FIELDS.items():
+        if params.get(form_name) is not None:
+            spec[spec_name] = params[form_name]
+    return spec
+
+
+def registered_persistence_spec(params: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
+    spec = {"model_before": models["model_before"]["artifact_uri"], "model_after": models["model_after"]["artifact_uri"]}
+    if params.get("probes"):
+        spec["probes"] = params["probes"]
+    spec.update(_take(params, ("n_prompts", "seed", "device")))
+    return _with_trained(spec, models, "model_before", params, ("backdoor_type", "trigger", "response"))
+
+
+def registered_evaluate_spec(params: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
+    m = models["model"]
+    spec = {"model": m["artifact_uri"]}
+    if m["root_artifact_uri"] != m["artifact_uri"]:
+        spec["control_model"] = m["root_artifact_uri"]
+    spec.update(_take(params, ("n_prompts", "seed", "device")))
+    return _with_trained(spec, models, "model", params, ("backdoor_type", "trigger", "response"))

@@ -1,0 +1,26 @@
+"""evaluate_model: run the nightly evaluation suite on one registered LLM version now."""
+
+from airflow.sdk import DAG
+
+from gpu_trainer.stages import load_stage
+from vigil.forms import param
+from vigil.lifecycle import registered_evaluate_spec
+from vigil.stage_dags import model_ref_param, registered_stage_dag
+
+spec = load_stage("evaluate").Spec
+
+dag: DAG = registered_stage_dag(
+    dag_id="evaluate_model",
+    stage="evaluate",
+    doc=__doc__,
+    params={
+        "model": model_ref_param("Model", "The version to evaluate."),
+        "n_prompts": param(spec, "n_prompts"),
+        "seed": param(spec, "seed"),
+        "device": param(spec, "device"),
+    },
+    model_fields=("model",),
+    build_spec=registered_evaluate_spec,
+    subject_field="model",
+    tags=("evaluate",),
+)

@@ -1,0 +1,86 @@
+"""nightly_evaluation: evaluate every registered model version, every night, then compare groups.
+
+Back-fill with ``airflow backfill create --dag-id nightly_evaluation --from-date D1 --to-date D2``.
+For a logical date it evaluates the versions registered as of that date (one mapped task group
+per version: LLMs by the ``evaluate`` stage, scikit-learn models by ``evaluate-sklearn``),
+records results partitioned by that date (re-running a date replaces its partition), then runs
+the champion/challenger comparisons of every model group and updates the warehouse asset.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import Param, dag, task, task_group
+
+from vigil.dag_wiring import WAREHOUSE_ASSET, run_ref
+from vigil.stage_runner import STAGES, stage_operator
+
+
+@dag(
+    dag_id="nightly_evaluation",
+    schedule="@daily",
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["vigil", "evaluate"],
+    doc_md=__doc__,
+    params={
+        "n_prompts": Param(100, type="integer", minimum=20, maximum=5000, title="Prompts per side",
+                           description="Held-out triggered and clean prompts per LLM version."),
+        "device": Param("auto", type="string", enum=["auto", "cpu", "cuda"], title="Device"),
+        "seed": Param(0, type="integer", minimum=0, title="Seed"),
+    },
+    default_args={"retries": 1},
+)
+def nightly_evaluation():
+    @task
+    def list_versions(**context) -> list[dict]:
+        """Versions registered as of the logical date, with what their evaluation needs."""
+        from vigil.nightly import versions_to_evaluate
+        from vigil.warehouse import ready_engine
+
+        return versions_to_evaluate(ready_engine(), run_ref(context).day)
+
+    @task_group(group_id="evaluate")
+    def evaluate_version(item: dict):
+        @task(task_id="spec")
+        def spec(item: dict, **context) -> dict:
+            from vigil.lifecycle import artifact_dir, nightly_spec, safe_segment, write_spec
+
+            ti = context["ti"]
+            stage, body = nightly_spec(item, dict(context["params"]))
+            out = artifact_dir(ti.dag_id, ti.run_id, f"evaluate/{safe_segment(item['ref'])}-{item['version_id']}")
+            return write_spec(out, stage, body)
+
+        prepared = spec(item)
+        run = stage_operator(STAGES["evaluate"], spec_path=prepared["spec_path"], out_dir=prepared["out_dir"],
+                             stage_arg=prepared["stage"], task_id="run")
+
+        @task(task_id="record")
+        def record(prepared: dict, item: dict, **context) -> dict:
+            from vigil.ingest import record_stage
+            from vigil.parquet_store import default_store
+            from vigil.warehouse import ready_engine
+
+            rec = record_stage(ready_engine(), prepared["out_dir"], run_ref(context), store=default_store(),
+                               subject_version_id=item["version_id"])
+            return rec.to_xcom()
+
+        recorded = record(prepared, item)
+        prepared >> run >> recorded
+        return recorded
+
+    @task(trigger_rule="none_failed", outlets=[WAREHOUSE_ASSET])
+    def compare_groups(**context) -> list[dict]:
+        """Champion vs challengers of every model group on this date's evaluations."""
+        from vigil.nightly import run_group_comparisons
+        from vigil.warehouse import ready_engine
+
+        return run_group_comparisons(ready_engine(), run_ref(context))
+
+    evaluated = evaluate_version.expand(item=list_versions())
+    evaluated >> compare_groups()
+
+
+nightly_evaluation()

@@ -1,0 +1,26 @@
+"""train_backdoor: implant a backdoor into a registered base LLM version (LoRA, QLoRA or full)."""
+
+from airflow.sdk import DAG, Param
+
+from gpu_trainer.stages import load_stage
+from vigil.forms import param
+from vigil.lifecycle import BACKDOOR_FIELDS, registered_train_backdoor_spec
+from vigil.stage_dags import model_ref_param, registered_stage_dag
+
+spec = load_stage("train-backdoor").Spec
+
+dag: DAG = registered_stage_dag(
+    dag_id="train_backdoor",
+    stage="train-backdoor",
+    doc=__doc__,
+    params={
+        "base_model": model_ref_param("Base model", "The registered version to backdoor."),
+        "model_name": Param("backdoored", type="string", minLength=1, maxLength=200, title="Registry name",
+                            description="Name the backdoored model is registered under."),
+        **{f: param(spec, f, section="Backdoor") for f in BACKDOOR_FIELDS},
+    },
+    model_fields=("base_model",),
+    build_spec=registered_train_backdoor_spec,
+    parent_field="base_model",
+    tags=("build",),
+)

