@@ -1,0 +1,372 @@
+"""Each model group's inference log: the table ``inference_log_<slug>`` plus Parquet copies.
+
+One row per prediction: request id, model version, whether it was *served* (the member the
+traffic split routed the request to) or a *shadow* prediction, the inputs, the output, the
+score, the SHAP values as JSON, when it was scored, and (later) the label. The table is created
+with the group; its name is built from the sanitised slug and always quoted with
+``psycopg.sql.Identifier``; values travel as parameters or through COPY, never in SQL text.
+
+Scoring a batch (:func:`score_batch`) is idempotent: rows are keyed by (request id, model
+version), so re-running a batch replaces its rows, and its Parquet partition is keyed by the run.
+Deleting a group archives the whole table to Parquet (kind ``inference_log_archive``) before
+dropping it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from psycopg import sql
+from sqlalchemy.engine import Connection, Engine
+
+from vigil.parquet_store import ParquetStore, default_store
+from vigil.registry import RunRef
+
+if TYPE_CHECKING:
+    from vigil.groups import Group
+
+log = logging.getLogger(__name__)
+
+_SLUG = re.compile(r"^[a-z0-9_]{1,40}$")
+LOG_COLUMNS = ("request_id", "model_version_id", "served", "inputs", "output", "score", "shap", "shap_base",
+               "logical_date", "run_id")
+
+
+class InferenceError(ValueError):
+    """Bad batch or group state; the message names the field and the fix."""
+
+
+def table_ident(slug: str) -> sql.Identifier:
+    if not _SLUG.match(slug):  # defence in depth: the DB CHECK constraint says the same
+        raise InferenceError(f"slug {slug!r} is not a sanitised identifier")
+    return sql.Identifier(f"inference_log_{slug}")
+
+
+def _raw(conn: Connection):
+    """The psycopg connection under a SQLAlchemy connection (same transaction)."""
+    return conn.connection.driver_connection
+
+
+def create_table(conn: Connection, slug: str) -> None:
+    t = table_ident(slug)
+    with _raw(conn).cursor() as cur:
+        cur.execute(sql.SQL(
+            """CREATE TABLE IF NOT EXISTS {t} (
+                 id                BIGSERIAL PRIMARY KEY,
+                 request_id        TEXT NOT NULL,
+                 model_version_id  BIGINT NOT NULL REFERENCES model_versions(id) ON DELETE RESTRICT,
+                 served            BOOLEAN NOT NULL,
+                 inputs            JSONB NOT NULL,
+                 output            TEXT,
+                 score             DOUBLE PRECISION,
+                 shap              JSONB,
+                 shap_base         DOUBLE PRECISION,
+                 logical_date      DATE NOT NULL,
+                 run_id            TEXT,
+                 scored_at         TIMESTAMPTZ NOT NULL DEFAULT now(),
+                 label             TEXT,
+                 labelled_at       TIMESTAMPTZ,
+                 UNIQUE (request_id, model_version_id)
+               )"""
+        ).format(t=t))
+        cur.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {i} ON {t} (logical_date)").format(
+            i=sql.Identifier(f"ix_inference_log_{slug}_date"), t=t))
+
+
+def table_exists(conn: Connection, slug: str) -> bool:
+    return bool(conn.execute(sa.text("SELECT to_regclass(:t) IS NOT NULL"), {"t": f'public."inference_log_{slug}"'}).scalar())
+
+
+def read_log(conn: Connection, slug: str, *, logical_date: date | None = None) -> pd.DataFrame:
+    t = table_ident(slug)
+    q = sql.SQL("SELECT * FROM {t}").format(t=t)
+    params: list[Any] = []
+    if logical_date is not None:
+        q = sql.SQL("SELECT * FROM {t} WHERE logical_date = %s").format(t=t)
+        params.append(logical_date)
+    with _raw(conn).cursor() as cur:
+        cur.execute(q + sql.SQL(" ORDER BY id"), params)
+        cols = [d.name for d in cur.description]
+        return pd.DataFrame(cur.fetchall(), columns=cols)
+
+
+def write_rows(conn: Connection, slug: str, rows: pd.DataFrame) -> int:
+    """COPY rows into a temp table, then upsert on (request_id, model_version_id)."""
+    if rows.empty:
+        return 0
+    t = table_ident(slug)
+    raw = _raw(conn)
+    with raw.cursor() as cur:
+        cur.execute(sql.SQL("CREATE TEMP TABLE _incoming (LIKE {t} INCLUDING DEFAULTS) ON COMMIT DROP").format(t=t))
+        cols = sql.SQL(", ").join(map(sql.Identifier, LOG_COLUMNS))
+        with cur.copy(sql.SQL("COPY _incoming ({cols}) FROM STDIN").format(cols=cols)) as cp:
+            for rec in rows[list(LOG_COLUMNS)].itertuples(index=False, name=None):
+                cp.write_row(rec)
+        updates = sql.SQL(", ").join(
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in LOG_COLUMNS[2:]
+        )
+        cur.execute(sql.SQL(
+            "INSERT INTO {t} ({cols}) SELECT {cols} FROM _incoming "
+            "ON CONFLICT (request_id, model_version_id) DO UPDATE SET {updates}, scored_at = now()"
+        ).format(t=t, cols=cols, updates=updates))
+        n = cur.rowcount
+        cur.execute("DROP TABLE _incoming")
+    return n
+
+
+def archive_and_drop(conn: Connection, g: Group, *, store: ParquetStore | None = None) -> dict[str, Any]:
+    """Copy the whole log to Parquet (``inference_log_archive/date=<today>/key=group-<id>``), then
+    drop the table. Returns where the archive went and how many rows it holds."""
+    store = store or default_store()
+    if not table_exists(conn, g.slug):
+        return {"archived_rows": 0, "archive": None, "table": g.table, "note": "table was already gone"}
+    df = read_log(conn, g.slug)
+    for c in ("inputs", "shap"):
+        if c in df:
+            df[c] = df[c].map(lambda v: None if v is None else json.dumps(v))
+    df["group_name"] = g.name
+    df["group_id"] = g.id
+    path = store.write("inference_log_archive", datetime.now(timezone.utc).date(), f"group-{g.id}", df)
+    with _raw(conn).cursor() as cur:
+        cur.execute(sql.SQL("DROP TABLE {t}").format(t=table_ident(g.slug)))
+    log.info("archived %d rows of %s to %s and dropped the table", len(df), g.table, path)
+    return {"archived_rows": int(len(df)), "archive": str(path), "table": g.table}
+
+
+# --------------------------------------------------------------------------- scoring
+@dataclass
+class LoadedMember:
+    version_id: int
+    ref: str
+    estimator: Any
+    meta: dict[str, Any]
+    explainer: Any
+
+
+def _load_member(m) -> LoadedMember:
+    from evaluation.explain import Explainer
+    from evaluation.tabular import load_model
+
+    if m.family != "sklearn":
+        raise InferenceError(
+            f"member {m.ref} is a {m.family!r} model: score_batch scores scikit-learn groups only. LLM groups are "
+            "measured by the evaluate stage's generations (no SHAP: there is no tabular input to attribute)"
+        )
+    try:
+        est, meta = load_model(m.artifact_uri)
+    except FileNotFoundError as e:
+        raise InferenceError(f"member {m.ref}: {e}") from None
+    bg = Path(m.artifact_uri) / "background.npy"
+    expl = Explainer(est, np.load(bg) if bg.is_file() else None, features=meta["features"])
+    return LoadedMember(m.version_id, m.ref, est, meta, expl)
+
+
+def read_batch(path: str | Path, id_column: str = "request_id") -> pd.DataFrame:
+    p = Path(path)
+    if not p.is_file():
+        raise InferenceError(f"batch {str(path)!r} does not exist; pass the path of a Parquet file")
+    try:
+        df = pd.read_parquet(p)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise InferenceError(f"batch {str(path)!r} is not a readable Parquet file: {e}") from None
+    if id_column not in df.columns:
+        raise InferenceError(f"batch {p.name} has no {id_column!r} column; every row needs a request id")
+    if df.empty:
+        raise InferenceError(f"batch {p.name} has no rows")
+    ids = df[id_column].astype(str)
+    if ids.isna().any() or (ids == "").any():
+        raise InferenceError(f"batch {p.name}: {id_column!r} has empty values")
+    dups = ids[ids.duplicated()].unique()
+    if len(dups):
+        raise InferenceError(f"batch {p.name}: {len(dups)} duplicate request ids (e.g. {dups[0]!r}); ids must be unique")
+    df[id_column] = ids
+    return df
+
+
+def score_frame(member: LoadedMember, batch: pd.DataFrame, *, explain: bool = True) -> pd.DataFrame:
+    """Predictions (and SHAP values) of one member for the given rows."""
+    from evaluation.tabular import predict
+
+    feats = member.meta["features"]
+    missing = [f for f in feats if f not in batch.columns]
+    if missing:
+        raise InferenceError(f"batch lacks the features {member.ref} needs: {', '.join(missing[:10])}")
+    X = batch[feats].astype(float)
+    _, score, labels = predict(member.estimator, member.meta, X)
+    out = pd.DataFrame({"request_id": batch["request_id"].to_numpy(), "output": [str(x) for x in labels],
+                        "score": score.astype(float)})
+    if explain:
+        e = member.explainer.explain(X)
+        out["shap"] = [None if r is None else json.dumps(r) for r in e.rows(feats, len(X))]
+        out["shap_base"] = e.base
+    else:
+        out["shap"] = None
+        out["shap_base"] = None
+    out["inputs"] = [json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in zip(feats, row)})
+                     for row in X.itertuples(index=False, name=None)]
+    return out
+
+
+def score_batch(engine: Engine, group_name: str, batch_path: str | Path, run: RunRef, *, shadow: bool | None = None,
+                explain: bool = True, store: ParquetStore | None = None) -> dict[str, Any]:
+    """Route each row of a Parquet batch to a member by traffic weight (or, in shadow mode, have
+    every live member score every row), and write the predictions to the group's table and to
+    Parquet (``inference_log/date=<day>/key=<slug>.<run hash>``)."""
+    from vigil.groups import Groups
+    from vigil.routing import assign
+
+    store = store or default_store()
+    g = Groups(engine).get(group_name)
+    if g.champion is None:
+        raise InferenceError(f"group {group_name!r} has no champion; `vigil groups add {group_name!r} MODEL:VERSION "
+                             "--role champion` first")
+    shadow = g.shadow if shadow is None else shadow
+    batch = read_batch(batch_path)
+    weights = g.routed
+    routed_to = assign(g.slug, batch["request_id"].tolist(), weights)
+    live = [m for m in g.members if m.role != "retired"]
+    scorers = live if shadow else [m for m in live if m.version_id in weights]
+    frames, timings = [], {}
+    for m in scorers:
+        rows = batch if shadow else batch[routed_to == m.version_id]
+        if rows.empty:
+            continue
+        t0 = time.perf_counter()
+        loaded = _load_member(m)
+        f = score_frame(loaded, rows, explain=explain)
+        timings[m.ref] = {"rows": len(rows), "seconds": time.perf_counter() - t0}
+        f["model_version_id"] = m.version_id
+        f["served"] = (routed_to[batch.index.get_indexer(rows.index)] == m.version_id) if shadow else True
+        frames.append(f)
+    out = pd.concat(frames, ignore_index=True)
+    out["logical_date"] = run.day
+    out["run_id"] = run.run_id
+    out["served"] = out["served"].astype(bool)
+    with engine.begin() as c:
+        if not table_exists(c, g.slug):
+            create_table(c, g.slug)  # e.g. a group created before this table existed
+        n = write_rows(c, g.slug, out)
+    run_key = hashlib.sha256(run.producer_key.encode()).hexdigest()[:12]
+    path = store.write("inference_log", run.day, f"{g.slug}.{run_key}", out.assign(group_id=g.id))
+    served = out[out["served"]]
+    by_member = {str(k): int(v) for k, v in served.groupby("model_version_id").size().items()}
+    return {"group": g.name, "table": g.table, "rows_in_batch": int(len(batch)), "predictions": int(len(out)),
+            "written": n, "shadow": bool(shadow), "served_by_version": by_member, "parquet": str(path),
+            "timings": timings}
+
+
+# --------------------------------------------------------------------------- labels + live metrics
+def ingest_labels(engine: Engine, group_name: str, labels: pd.DataFrame | str | Path) -> dict[str, int]:
+    """Join a labels batch (``request_id``, ``label``) onto the log; returns matched/unmatched counts."""
+    from vigil.groups import Groups
+
+    if not isinstance(labels, pd.DataFrame):
+        labels = pd.read_parquet(labels)
+    for col in ("request_id", "label"):
+        if col not in labels.columns:
+            raise InferenceError(f"labels batch has no {col!r} column; it needs request_id and label")
+    labels = labels.dropna(subset=["label"]).drop_duplicates("request_id", keep="last")
+    g = Groups(engine).get(group_name)
+    t = table_ident(g.slug)
+    with engine.begin() as c:
+        with _raw(c).cursor() as cur:
+            cur.execute("CREATE TEMP TABLE _labels (request_id TEXT PRIMARY KEY, label TEXT) ON COMMIT DROP")
+            with cur.copy("COPY _labels (request_id, label) FROM STDIN") as cp:
+                for rid, lab in zip(labels["request_id"].astype(str), labels["label"]):
+                    cp.write_row((rid, _label_text(lab)))
+            cur.execute(sql.SQL("UPDATE {t} AS l SET label = s.label, labelled_at = now() FROM _labels s "
+                                "WHERE l.request_id = s.request_id").format(t=t))
+            updated = cur.rowcount
+            cur.execute(sql.SQL("SELECT count(*) FROM _labels s WHERE NOT EXISTS "
+                                "(SELECT 1 FROM {t} l WHERE l.request_id = s.request_id)").format(t=t))
+            unmatched = cur.fetchone()[0]
+            cur.execute("DROP TABLE _labels")
+    return {"labels": int(len(labels)), "predictions_labelled": int(updated), "unmatched_request_ids": int(unmatched)}
+
+
+def _label_text(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def live_metrics(engine: Engine, group_name: str, *, since: date | None = None) -> dict[str, Any]:
+    """Metrics of each member on labelled predictions, and champion vs each challenger:
+    paired (McNemar on the same requests) where shadow scoring gives both models the same rows,
+    otherwise unpaired on the rows each served (Wilson intervals, Fisher test)."""
+    from evaluation.comparison import Outputs, Policy, compare_paired, compare_summaries
+    from evaluation.tabular import classification_metrics
+    from vigil.groups import Groups
+
+    g = Groups(engine).get(group_name)
+    with engine.connect() as c:
+        df = read_log(c, g.slug)
+    if since is not None and not df.empty:
+        df = df[df["logical_date"] >= since]
+    df = df[df["label"].notna()] if not df.empty else df
+    result: dict[str, Any] = {"group": g.name, "labelled_predictions": int(len(df)), "members": {}, "comparisons": []}
+    if df.empty:
+        result["note"] = "no labelled predictions yet: ingest a labels batch (request_id, label)"
+        return result
+    pos = {m.version_id: _positive_label(m) for m in g.members}
+    df = df.assign(y_true=[int(lab == pos[v] or (pos[v] == "anomaly" and lab.lower() in ("1", "true")))
+                           for lab, v in zip(df["label"], df["model_version_id"])],
+                   y_pred=[int(out == pos[v]) for out, v in zip(df["output"], df["model_version_id"])])
+    summaries = {}
+    for m in g.members:
+        d = df[(df["model_version_id"] == m.version_id) & df["served"]]
+        if d.empty:
+            continue
+        has_both = 0 < d["y_true"].sum() < len(d)
+        met = classification_metrics(d["y_true"].to_numpy(), d["y_pred"].to_numpy(),
+                                     d["score"].to_numpy() if has_both else None, n_boot=300)
+        met.pop("confusion")
+        summaries[m.version_id] = met
+        result["members"][m.ref] = {"role": m.role, **met}
+    champ = g.champion
+    policy = Policy(g.primary_metric, g.direction, g.guardrails, alpha=g.alpha, min_effect=g.min_effect)
+    for ch in g.challengers:
+        if champ is None:
+            break
+        a = df[df["model_version_id"] == champ.version_id].set_index("request_id")
+        b = df[df["model_version_id"] == ch.version_id].set_index("request_id")
+        common = a.index.intersection(b.index)
+        try:
+            if len(common) >= 20:
+                a, b = a.loc[common], b.loc[common]
+                r = compare_paired(a["y_true"].to_numpy(), Outputs(a["y_pred"].to_numpy(), a["score"].to_numpy()),
+                                   Outputs(b["y_pred"].to_numpy(), b["score"].to_numpy()), policy, n_boot=300)
+            elif champ.version_id in summaries and ch.version_id in summaries:
+                r = compare_summaries(summaries[champ.version_id], summaries[ch.version_id], policy)
+            else:
+                continue
+        except Exception as e:  # noqa: BLE001 - live metrics are advisory; report why instead of failing
+            result["comparisons"].append({"champion": champ.ref, "challenger": ch.ref, "error": str(e)})
+            continue
+        result["comparisons"].append({"champion": champ.ref, "challenger": ch.ref, "decision": r.decision,
+                                      "paired": r.paired, "reasons": r.reasons, **r.to_json()})
+    return result
+
+
+def _positive_label(m) -> str:
+    from evaluation.tabular import load_model
+
+    try:
+        _, meta = load_model(m.artifact_uri)
+    except FileNotFoundError:
+        return "1"
+    return "anomaly" if meta["kind"] == "anomaly" else _label_text(meta["positive_class"])

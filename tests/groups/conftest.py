@@ -1,0 +1,86 @@
+"""Fixtures for model groups: real scikit-learn models trained once per session by the real
+train-sklearn / evaluate-sklearn stages, registered in a fresh warehouse per test."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gpu_trainer.manifest import read_manifest
+from vigil.parquet_store import ParquetStore
+from vigil.registry import RunRef
+
+DAY = date(2026, 11, 20)
+
+
+@pytest.fixture(scope="session")
+def sk_dir(tmp_path_factory) -> Path:
+    """A generated dataset, two trained classifiers (GB, LR) and their held-out evaluations."""
+    from gpu_trainer import sklearn_data
+    from gpu_trainer.stages import evaluate_sklearn as E
+    from gpu_trainer.stages import train_sklearn as T
+
+    root = tmp_path_factory.mktemp("sk")
+    data = sklearn_data.write("synthetic", root / "data.parquet", rows=1600, seed=3)
+    for strat, hp in (("gradient_boosting", {"n_estimators": 60}), ("logistic_regression", {})):
+        T.run(T.Spec(dataset=str(data), target="label", strategy=strat, model_name=f"clf-{strat}",
+                     hyperparameters=hp, cv_folds=0, n_boot=200), str(root / strat))
+        E.run(E.Spec(model=str(root / strat / "model"), dataset=str(data), cv_folds=0, n_boot=200, explain_rows=100),
+              str(root / f"{strat}-eval"))
+    return root
+
+
+def register_stage(registry, out_dir: Path, run: RunRef, store: ParquetStore | None = None, *,
+                   subject_id: int | None = None):
+    """What the Airflow record task does with a stage's output: register the model it produced
+    (or record the evaluation of its subject) and file its tables under kind/date/<version>-<stage>."""
+    m = read_manifest(out_dir)
+    vid = None
+    if m.model is not None:
+        vid = registry.register_from_manifest(m, out_dir, run=run).id
+    if m.subject_uri is not None:
+        subject = subject_id or registry.find_by_artifact(m.subject_uri).id
+        registry.record_evaluation(subject, suite=m.stage, run=run, metrics=dict(m.metrics), details=dict(m.details),
+                                   n_samples=m.metrics.get("n_samples"))
+        vid = vid or subject
+    if store is not None:
+        for t in m.tables:
+            df = pd.read_parquet(out_dir / t.path)
+            df["model_version_id"], df["stage"], df["run_id"] = vid, m.stage, run.run_id
+            store.write(t.kind, run.day, f"{vid}-{m.stage}", df)
+    return vid
+
+
+@pytest.fixture
+def store(vigil_env) -> ParquetStore:
+    from vigil.settings import get_settings
+
+    return ParquetStore(get_settings().parquet_dir)
+
+
+@pytest.fixture
+def sk_versions(registry, sk_dir, store):
+    """{'gb': version id, 'lr': version id}, registered with their evaluations and predictions."""
+    out = {}
+    for key, strat in (("gb", "gradient_boosting"), ("lr", "logistic_regression")):
+        out[key] = register_stage(registry, sk_dir / strat, RunRef("train", f"r-{strat}", "train", DAY))
+        register_stage(registry, sk_dir / f"{strat}-eval", RunRef("nightly", "n1", f"eval-{key}", DAY), store)
+    return out
+
+
+@pytest.fixture
+def fake_versions(registry, tmp_path):
+    """Factory: n registered versions of one model (metadata only: enough for membership tests)."""
+    def make(n: int, name: str = "m", family: str = "sklearn", metrics: dict | None = None) -> list[str]:
+        refs = []
+        for i in range(n):
+            p = tmp_path / f"{name}-{i}"
+            p.mkdir(exist_ok=True)
+            v = registry.register_version(name=name, family=family, artifact_uri=str(p), producer_key=f"t/{name}/{i}",
+                                          source="import", metrics=metrics or {})
+            refs.append(v.ref)
+        return refs
+    return make
