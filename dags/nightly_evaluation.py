@@ -13,7 +13,7 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, task, task_group
 
-from vigil.dag_wiring import WAREHOUSE_ASSET, run_ref
+from vigil.dag_wiring import WAREHOUSE_ASSET, run_key, run_ref
 from vigil.stage_runner import STAGES, stage_operator
 
 
@@ -50,7 +50,7 @@ def nightly_evaluation():
 
             ti = context["ti"]
             stage, body = nightly_spec(item, dict(context["params"]))
-            out = artifact_dir(ti.dag_id, ti.run_id, f"evaluate/{safe_segment(item['ref'])}-{item['version_id']}")
+            out = artifact_dir(ti.dag_id, run_key(context), f"evaluate/{safe_segment(item['ref'])}-{item['version_id']}")
             return write_spec(out, stage, body)
 
         prepared = spec(item)

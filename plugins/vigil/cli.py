@@ -19,6 +19,9 @@ from vigil import cli_airflow  # noqa: E402  (light: heavy imports live inside i
 
 app.command("airflow")(cli_airflow.airflow_cmd)
 app.command("demo")(cli_airflow.demo)
+app.command("airflow-cli", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+    cli_airflow.airflow_cli
+)
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -166,3 +166,9 @@ def _summary(settings) -> None:
     typer.echo(f"\nWarehouse: {settings.parquet_dir} (Parquet) + `vigil db url`")
     typer.echo(f"Report site: {index}" if index.exists() else "Report site: not built (see publish_reports log)")
     typer.echo("Open the Airflow UI with `make airflow`.")
+
+
+def airflow_cli(ctx: typer.Context) -> None:
+    """Run any `airflow` command against Vigil's Airflow (e.g. `vigil airflow-cli backfill create ...`)."""
+    env = _prepare()
+    raise typer.Exit(subprocess.run([_airflow_bin(), *ctx.args], env=env).returncode)

