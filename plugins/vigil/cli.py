@@ -15,6 +15,7 @@ db_app = typer.Typer(help="The warehouse database (embedded PostgreSQL unless VI
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
+app.add_typer(__import__("vigil.cli_groups", fromlist=["groups_app"]).groups_app, name="groups")
 from vigil import cli_airflow  # noqa: E402  (light: heavy imports live inside its commands)
 
 app.command("airflow")(cli_airflow.airflow_cmd)
