@@ -1,0 +1,7 @@
+"""The one error an import raises for bad input: the message names the field and the fix."""
+
+from __future__ import annotations
+
+
+class ImportRefused(ValueError):
+    """The import was refused before anything was written."""
