@@ -16,6 +16,7 @@ models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(__import__("vigil.cli_groups", fromlist=["groups_app"]).groups_app, name="groups")
+app.add_typer(__import__("vigil.cli_site", fromlist=["site_app"]).site_app, name="site")
 from vigil import cli_airflow  # noqa: E402  (light: heavy imports live inside its commands)
 
 app.command("airflow")(cli_airflow.airflow_cmd)

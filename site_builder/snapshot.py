@@ -1,0 +1,222 @@
+"""Read the warehouse once per build into plain, JSON-able data (the only place that runs SQL).
+
+Bulk SELECTs (one per table, bound parameters only) rather than one query per version: a site
+of 1,000 versions is read in a handful of round trips. Parquet tables (training curves,
+per-layer probe scores, inference logs) come from :class:`vigil.parquet_store.ParquetStore`.
+Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
+
+_SLUG = re.compile(r"^[a-z0-9_]{1,40}$")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able copy: datetimes/dates to ISO strings, so page data hashes and pickles cleanly."""
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN survives JSON as a string marker
+        return None
+    return value
+
+
+def _rows(conn, sql: str, **params) -> list[dict[str, Any]]:
+    return [_plain(dict(r._mapping)) for r in conn.execute(sa.text(sql), params)]
+
+
+@dataclass
+class Snapshot:
+    """Everything the site shows, read in one consistent transaction."""
+
+    versions: list[dict[str, Any]]
+    evaluations: list[dict[str, Any]]
+    groups: list[dict[str, Any]]
+    members: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    comparisons: list[dict[str, Any]]
+    runs: list[dict[str, Any]]
+    curves: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # version id -> training curve rows
+    probe_layers: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # version id -> per-layer rows
+    inference: dict[str, dict[str, Any]] = field(default_factory=dict)  # group slug -> log summary
+
+
+VERSIONS_SQL = """
+SELECT mv.id, m.id AS model_id, m.name, m.family, m.description, mv.version, mv.artifact_uri, mv.sha256,
+       mv.params, mv.metrics, mv.status, mv.source, mv.stage, mv.parent_id, mv.producer_key,
+       mv.created_at, mv.updated_at, mv.manifest -> 'details' AS stage_details,
+       mv.manifest -> 'timings' AS timings, mv.manifest ->> 'device' AS device,
+       r.dag_id AS run_dag_id, r.run_id AS run_run_id, r.logical_date AS run_logical_date
+FROM model_versions mv JOIN models m ON m.id = mv.model_id LEFT JOIN runs r ON r.id = mv.run_id
+ORDER BY m.name, mv.version
+"""
+
+EVALUATIONS_SQL = """
+SELECT e.id, e.model_version_id, e.suite, e.logical_date, e.metrics, e.details, e.n_samples, e.status,
+       e.created_at, r.dag_id, r.run_id
+FROM evaluations e LEFT JOIN runs r ON r.id = e.run_id
+ORDER BY e.model_version_id, e.logical_date, e.suite
+"""
+
+GROUPS_SQL = """
+SELECT id, name, slug, primary_metric, direction, guardrails, auto_promote, shadow, description,
+       created_at, deleted_at
+FROM model_groups ORDER BY name
+"""
+
+MEMBERS_SQL = """
+SELECT gm.group_id, gm.model_version_id, gm.role, gm.traffic_weight, gm.added_at, gm.updated_at
+FROM group_members gm ORDER BY gm.group_id, gm.role, gm.model_version_id
+"""
+
+EVENTS_SQL = """
+SELECT id, group_id, event_type, actor, reason, from_version_id, to_version_id, metrics_snapshot, details, at
+FROM group_events ORDER BY group_id, at, id
+"""
+
+COMPARISONS_SQL = """
+SELECT c.id, c.group_id, c.logical_date, c.champion_version_id, c.challenger_version_id, c.primary_metric,
+       c.metrics, c.decision, c.reasons, c.created_at, r.dag_id, r.run_id
+FROM comparisons c LEFT JOIN runs r ON r.id = c.run_id
+ORDER BY c.group_id, c.logical_date, c.challenger_version_id
+"""
+
+RUNS_SQL = """
+SELECT r.id, r.dag_id, r.run_id, r.logical_date, r.run_type, r.state, r.started_at, r.updated_at,
+       (SELECT count(*) FROM model_versions mv WHERE mv.run_id = r.id) AS versions_produced,
+       (SELECT count(*) FROM evaluations e WHERE e.run_id = r.id) AS evaluations_recorded,
+       (SELECT count(*) FROM comparisons c WHERE c.run_id = r.id) AS comparisons_recorded
+FROM runs r ORDER BY r.logical_date DESC NULLS LAST, r.started_at DESC
+"""
+
+
+def _inference_summary(conn, slug: str) -> dict[str, Any] | None:
+    """Summary of the Postgres table ``inference_log_<slug>`` when the groups feature created one.
+
+    The slug is checked against the schema's own pattern and the table name is quoted by the
+    dialect, so no user text is spliced into SQL unchecked.
+    """
+    if not _SLUG.match(slug):
+        return None
+    table = f"inference_log_{slug}"
+    cols = list(
+        conn.execute(
+            sa.text("SELECT column_name FROM information_schema.columns WHERE table_name = :t ORDER BY ordinal_position"),
+            {"t": table},
+        ).scalars()
+    )
+    if not cols:
+        return None
+    q = conn.dialect.identifier_preparer.quote
+    out: dict[str, Any] = {"source": f"table {table}", "columns": cols}
+    version_col = next((c for c in ("model_version_id", "version_id") if c in cols), None)
+    time_col = next((c for c in ("logged_at", "at", "created_at", "ts", "timestamp", "logical_date") if c in cols), None)
+    latency_col = next((c for c in ("latency_ms", "latency") if c in cols), None)
+    select = ["count(*) AS n"]
+    if time_col:
+        select += [f"min({q(time_col)}) AS first_at", f"max({q(time_col)}) AS last_at"]
+    row = conn.execute(sa.text(f"SELECT {', '.join(select)} FROM {q(table)}")).one()
+    out.update(_plain(dict(row._mapping)))
+    if version_col:
+        agg = ["count(*) AS n"]
+        if latency_col:
+            agg.append(f"avg({q(latency_col)}) AS mean_latency")
+        rows = conn.execute(
+            sa.text(f"SELECT {q(version_col)} AS version_id, {', '.join(agg)} FROM {q(table)} GROUP BY 1 ORDER BY 1")
+        )
+        out["by_version"] = [_plain(dict(r._mapping)) for r in rows]
+    return out
+
+
+# Only what the pages draw: per-sample text (prompts, generations) never enters page data.
+_PARQUET_COLUMNS = {"step", "epoch", "loss", "phase", "layer", "auroc", "tpr_at_1pct_fpr", "model_role", "probe",
+                    "logical_date"}
+
+
+def _parquet_by_key(store, kind: str) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    try:
+        df = store.read(kind)
+    except Exception as e:  # a corrupt partition must not take the whole site down
+        log.warning("cannot read Parquet kind %s: %s", kind, e)
+        return out
+    if df.empty:
+        return out
+    for key, part in df.groupby("key", sort=False):
+        try:  # partitions are keyed '<version id>-<stage>' (vigil.ingest.partition_key) or '<version id>'
+            vid = int(str(key).split("-", 1)[0])
+        except ValueError:
+            continue
+        latest = part[part["logical_date"] == part["logical_date"].max()]
+        latest = latest[latest["key"] == latest["key"].max()].drop(columns=["key"])
+        keep = [c for c in latest.columns if c in _PARQUET_COLUMNS]
+        out.setdefault(vid, []).extend(json.loads(latest[keep].to_json(orient="records", date_format="iso")))
+    return out
+
+
+def read_snapshot(engine: Engine, parquet_root: str | Path | None = None) -> Snapshot:
+    with engine.connect() as conn:
+        # One snapshot: every SELECT sees the same committed state even while a DAG writes.
+        conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+        snap = Snapshot(
+            versions=_rows(conn, VERSIONS_SQL),
+            evaluations=_rows(conn, EVALUATIONS_SQL),
+            groups=_rows(conn, GROUPS_SQL),
+            members=_rows(conn, MEMBERS_SQL),
+            events=_rows(conn, EVENTS_SQL),
+            comparisons=_rows(conn, COMPARISONS_SQL),
+            runs=_rows(conn, RUNS_SQL),
+        )
+        for g in snap.groups:
+            summary = _inference_summary(conn, g["slug"])
+            if summary:
+                snap.inference[g["slug"]] = summary
+    if parquet_root is not None:
+        from vigil.parquet_store import ParquetStore
+
+        store = ParquetStore(parquet_root)
+        snap.curves = _parquet_by_key(store, "training_curve")
+        snap.probe_layers = _parquet_by_key(store, "probe_layers")
+        for g in snap.groups:
+            if g["slug"] in snap.inference:
+                continue
+            try:
+                df = store.read("inference_log", key=g["slug"])
+            except Exception:
+                continue
+            if not df.empty:
+                snap.inference[g["slug"]] = _frame_summary(df)
+    return snap
+
+
+def _frame_summary(df) -> dict[str, Any]:
+    out: dict[str, Any] = {"source": "Parquet inference_log", "columns": [c for c in df.columns if c != "key"], "n": int(len(df))}
+    out["first_at"], out["last_at"] = str(df["logical_date"].min()), str(df["logical_date"].max())
+    vcol = next((c for c in ("model_version_id", "version_id") if c in df.columns), None)
+    if vcol:
+        lat = next((c for c in ("latency_ms", "latency") if c in df.columns), None)
+        g = df.groupby(vcol)
+        rows = []
+        for vid, part in g:
+            r = {"version_id": int(vid), "n": int(len(part))}
+            if lat:
+                r["mean_latency"] = float(part[lat].mean())
+            rows.append(r)
+        out["by_version"] = rows
+    return out

@@ -1,0 +1,184 @@
+"""The report site built from a warehouse filled with stage-shaped data: completeness, links,
+escaping, PDFs with the same figures as the pages, and the pages a browser shows."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import sqlalchemy as sa
+
+from site_builder.pagedata import plan_site
+from site_builder.snapshot import read_snapshot
+from tests.site.fill import EVIL_NAME
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs: list[str] = []
+        self.ids: set[str] = set()
+        self.text: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag in ("script", "style"):
+            self._skip += 1
+        if "id" in a:
+            self.ids.add(a["id"])
+        for k in ("href", "src"):
+            if a.get(k):
+                self.refs.append(a[k])
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style"):
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.text.append(data)
+
+
+def parse(path: Path) -> _Links:
+    p = _Links()
+    p.feed(path.read_text())
+    return p
+
+
+def squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+def page_text(path: Path) -> str:
+    return squash(" ".join(parse(path).text))
+
+
+@pytest.fixture(scope="module")
+def plan(built_site):
+    return plan_site(read_snapshot(built_site.engine, built_site.parquet_dir))
+
+
+def test_a_page_and_a_pdf_for_every_version_and_group(built_site, plan):
+    with built_site.engine.connect() as c:
+        n_versions = c.execute(sa.text("SELECT count(*) FROM model_versions")).scalar()
+        n_groups = c.execute(sa.text("SELECT count(*) FROM model_groups WHERE deleted_at IS NULL")).scalar()
+    versions = [p for p in plan.pages if p.kind == "version"]
+    groups = [p for p in plan.pages if p.kind == "group"]
+    assert (len(versions), len(groups)) == (n_versions, n_groups) == (len(built_site.filled.versions), 1)
+    for p in versions + groups:
+        assert (built_site.public / p.html_path).is_file(), p.id
+        assert (built_site.public / p.pdf).is_file(), p.pdf
+        link = parse(built_site.public / p.html_path).refs
+        assert any(r.endswith(Path(p.pdf).name) for r in link), f"{p.id} does not link its PDF"
+    assert (built_site.public / "pdf" / "vigil-report.pdf").is_file()
+    r = built_site.result
+    assert r.pages_written == r.pages_total == len(plan.pages) and r.pages_unchanged == 0
+    assert r.index_html == built_site.public / "index.html" and r.index_html.is_file()
+    assert len(r.pdfs) == len(versions) + len(groups) + 1
+
+
+def test_every_internal_link_and_image_resolves(built_site):
+    public = built_site.public
+    checked, broken = 0, []
+    for page in public.rglob("*.html"):
+        for ref in parse(page).refs:
+            parts = urlsplit(ref)
+            if parts.scheme or ref.startswith(("#", "//", "mailto:", "data:", "javascript:")):
+                continue
+            base = public if parts.path.startswith("/") else page.parent  # 404.html links from the root
+            target = (base / unquote(parts.path).lstrip("/")).resolve()
+            if target.is_dir():
+                target = target / "index.html"
+            checked += 1
+            if not target.is_file():
+                broken.append(f"{page.relative_to(public)} -> {ref}")
+            elif parts.fragment and target.suffix == ".html" and parts.fragment not in parse(target).ids:
+                broken.append(f"{page.relative_to(public)} -> {ref} (no such anchor)")
+    assert not broken, broken[:20]
+    assert checked > 200
+
+
+def test_user_names_are_escaped_everywhere(built_site, plan):
+    evil = next(p for p in plan.pages if p.kind == "version" and p.data["name"] == EVIL_NAME)
+    for path in [built_site.public / evil.html_path, built_site.public / "models" / "index.html",
+                 built_site.public / "index.html"]:
+        raw = path.read_text()
+        assert "<script>alert(" not in raw, path
+        assert "<img src=x" not in raw and "<b>not bold</b>" not in raw, path
+    shown = page_text(built_site.public / evil.html_path)
+    # the name is displayed as the text it is: angle brackets, asterisks and the pipe intact
+    assert EVIL_NAME in html.unescape(shown)
+    assert "<img src=x onerror=alert(1)>" in html.unescape(shown)  # the description, shown as text
+    search = json.loads((built_site.public / "search" / "search_index.json").read_text())
+    assert not any("<script>alert(" in d.get("title", "") for d in search["docs"])
+
+
+def test_pages_show_the_warehouse_figures(built_site, plan):
+    backdoored = next(p for p in plan.pages if p.kind == "version" and p.data["stage"] == "train-backdoor"
+                      and p.data["probes"]["detected"])
+    text = page_text(built_site.public / backdoored.html_path)
+    for _, _, shown in backdoored.data["backdoor"]["rows"] + backdoored.data["probes"]["rows"]:
+        assert shown in text
+    cm = backdoored.data["backdoor"]["confusion"]
+    with built_site.engine.connect() as c:
+        stored = c.execute(sa.text("""SELECT details -> 'confusion_matrix' FROM evaluations e JOIN model_versions mv
+                                      ON mv.id = e.model_version_id WHERE e.suite = 'validate-backdoor' AND mv.id = :v"""),
+                           {"v": built_site.filled.versions["backdoored0"]}).scalar()
+    assert {k: cm[k] for k in ("tp", "fn", "fp", "tn")} == stored and not cm["derived"]
+    names = {c["name"] for c in backdoored.charts}
+    assert {"loss", "backdoor", "confusion", "probe-layers", "probe-roc", "trend"} <= names
+    for n in names:
+        svg = built_site.public / backdoored.chart_dir / f"{n}.svg"
+        assert svg.read_text().lstrip().startswith(("<?xml", "<svg"))
+    home = page_text(built_site.public / "index.html")
+    assert "backdoor detected by probes" in home and "challenger recommended" in home
+    assert "backdoor persists after safety training" in home
+
+
+def test_empty_states_say_how_to_get_data(built_site, plan):
+    evil = next(p for p in plan.pages if p.kind == "version" and p.data["name"] == EVIL_NAME)
+    text = page_text(built_site.public / evil.html_path)
+    assert "No evaluation data yet." in text and "nightly_evaluation" in text
+    assert "No training curve yet." in text
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed")
+def test_pdfs_hold_the_same_figures_as_the_pages(built_site, plan):
+    def pdf_text(path: Path) -> str:
+        out = subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], check=True, capture_output=True, text=True)
+        return squash(out.stdout)
+
+    for page in [p for p in plan.pages if p.kind in ("version", "group")]:
+        pdf = pdf_text(built_site.public / page.pdf)
+        html_text = page_text(built_site.public / page.html_path)
+        figures = []
+        if page.kind == "version":
+            figures += [row[2] for row in page.data["summary"]]
+            for section in ("backdoor", "probes", "persistence", "sklearn"):
+                if page.data[section]:
+                    figures += [row[2] for row in page.data[section]["rows"]]
+        else:
+            figures += [m["primary_text"] for m in page.data["members"]]
+            figures += [cell for c in page.data["latest"] for row in c["table"] for cell in row[1:4]]
+        assert figures or page.data.get("family") == "external", page.id
+        for f in figures:
+            assert f in html_text, (page.id, f)
+            assert f in pdf, (page.id, f)
+        assert "page 1 of" in pdf and "Vigil 0.1.0" in pdf
+    report = pdf_text(built_site.public / "pdf" / "vigil-report.pdf")
+    assert "Fraud scoring 0" in report and "<script>alert('x')" in report  # shown as text in the PDF too
+
+
+def test_models_table_is_sortable_and_searchable(built_site):
+    raw = (built_site.public / "models" / "index.html").read_text()
+    assert 'class="vigil-table vigil-sortable"' in raw and 'class="vigil-filter"' in raw
+    assert "assets/vigil.js" in raw and (built_site.public / "assets" / "vigil.js").is_file()
+    assert (built_site.public / "search" / "search_index.json").is_file()
