@@ -273,7 +273,11 @@ def llm_facts(src: SourceFiles, max_bytes: int) -> FamilyFacts:
         raise ImportRefused(f"config.json: transformers cannot read this config ({msg}); import the folder with "
                             "--family external for metadata only") from None
     archs = list(getattr(cfg, "architectures", None) or [])
-    if cfg.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not any(a.endswith("ForCausalLM") for a in archs):
+    # The saved architectures say what the weights are (a BERT config can be a decoder, but
+    # BertForMaskedLM weights are not); without them, fall back to the model type.
+    causal = (any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs) if archs
+              else cfg.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+    if not causal:
         raise ImportRefused(f"config.json describes model_type {cfg.model_type!r} (architectures {archs or 'none'}), "
                             "not a causal LM; import it with --family external")
     config = cfg.to_dict()
