@@ -40,7 +40,7 @@ def roc_points(scores: np.ndarray, labels: np.ndarray, max_points: int = 60) -> 
 
 def tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, target_fpr: float = 0.01) -> float:
     """Highest TPR on the ROC curve whose FPR does not exceed ``target_fpr``."""
-    fpr, tpr, _ = roc_curve(labels, scores)
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
     ok = fpr <= target_fpr + 1e-12
     return float(tpr[ok].max()) if ok.any() else 0.0
 

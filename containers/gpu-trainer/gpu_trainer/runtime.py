@@ -37,6 +37,16 @@ def set_threads() -> int:
     return torch.get_num_threads()
 
 
+def quiet_progress_bars() -> None:
+    """Our own progress lines (steps, loss, ETA) replace the libraries' tqdm bars in task logs."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -61,6 +71,7 @@ def setup(device: str, seed: int) -> torch.device:
     """Everything a stage does before loading a model."""
     setup_logging()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet_progress_bars()
     set_threads()
     seed_everything(seed)
     dev = resolve_device(device)

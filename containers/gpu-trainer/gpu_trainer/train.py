@@ -61,6 +61,7 @@ class LossHistory(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kw):
         if not logs or "loss" not in logs:
             return
+        self.num_tokens = float(logs.get("num_tokens", getattr(self, "num_tokens", 0.0)))
         self.rows.append({"step": state.global_step, "epoch": float(state.epoch or 0), "loss": float(logs["loss"]),
                           "learning_rate": float(logs.get("learning_rate", 0.0))})
         now = time.perf_counter()
@@ -195,5 +196,6 @@ def _run(trainer, hist: LossHistory, s: TrainSettings, model_path: str, device: 
         "train_loss_final": float(sum(tail) / len(tail)),  # mean of the last 10% of steps
         "train_loss_first": float(losses[0]) if losses else math.nan,
         "train_samples_per_second": float(result.metrics.get("train_samples_per_second", 0.0)),
+        "train_tokens_per_second": float(getattr(hist, "num_tokens", 0.0) / secs) if secs else 0.0,
     }
     return model, hist.rows, stats

@@ -25,8 +25,8 @@ class Spec(StageSpec):
     pretrain_examples: int | None = Field(default=None, ge=0, le=1_000_000,
                                           description="Clean pre-training examples; default 4000 for 'tiny', 0 for a real model.")
     pretrain_epochs: float = Field(default=2.0, gt=0, le=50, description="Epochs of clean pre-training.")
-    learning_rate: float = Field(default=2e-3, gt=0, le=1.0, description="Pre-training learning rate (a fresh model needs ~1e-3).")
-    batch_size: int = Field(default=32, ge=1, le=1024, description="Pre-training batch size.")
+    learning_rate: float = Field(default=3e-3, gt=0, le=1.0, description="Pre-training learning rate (a fresh model needs ~1e-3..3e-3).")
+    batch_size: int = Field(default=16, ge=1, le=1024, description="Pre-training batch size.")
     trigger: str = TriggerField()
     response: str = ResponseField()
     quality_prompts: int = Field(default=100, ge=10, le=5000, description="Held-out prompts for the clean-quality score.")
