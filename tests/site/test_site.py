@@ -182,3 +182,70 @@ def test_models_table_is_sortable_and_searchable(built_site):
     assert 'class="vigil-table vigil-sortable"' in raw and 'class="vigil-filter"' in raw
     assert "assets/vigil.js" in raw and (built_site.public / "assets" / "vigil.js").is_file()
     assert (built_site.public / "search" / "search_index.json").is_file()
+
+
+# ------------------------------------------------------------------------------ headless browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-logging=stderr", "--v=0",
+                  "--virtual-time-budget=4000", "--window-size=1280,1400"]
+
+
+@pytest.fixture(scope="module")
+def http_site(built_site):
+    """The built site over HTTP (as `vigil site serve` serves it), recording every failed request."""
+    import functools
+    import http.server
+    import threading
+
+    failures: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, fmt, *args):  # keep test output quiet; remember failures
+            if len(args) >= 2 and str(args[1]).startswith(("4", "5")):
+                failures.append(f"{args[1]} {args[0]}")
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(built_site.public)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", failures
+    server.shutdown()
+
+
+def _screenshot(url: str, out: Path, profile: Path) -> list[str]:
+    """Load ``url`` in headless Chromium, save a screenshot, return the console messages it logged."""
+    proc = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={out}", url],
+                          capture_output=True, text=True, timeout=120)
+    assert out.is_file(), proc.stderr[-2000:]
+    return [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+
+
+def _not_blank(png: Path) -> None:
+    import numpy as np
+    from matplotlib import image
+
+    px = image.imread(str(png))[..., :3]
+    colours = len(np.unique((px.reshape(-1, 3) * 255).astype(np.uint8), axis=0))
+    dark = float((px.mean(axis=2) < 0.5).mean())
+    assert colours > 50 and 0.005 < dark < 0.9, f"{png.name}: {colours} colours, {dark:.3f} dark pixels"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_console_check_catches_errors(tmp_path, http_site):
+    """The console check below can fail: a page that logs an error is caught."""
+    page = tmp_path / "bad.html"
+    page.write_text("<html><body><h1>x</h1><script>console.error('planted'); undefinedFn();</script></body></html>")
+    msgs = _screenshot(page.as_uri(), tmp_path / "bad.png", tmp_path / "profile")
+    assert any("planted" in m for m in msgs) and any("undefinedFn" in m for m in msgs)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_home_and_a_model_page_load_in_a_browser_without_errors(built_site, plan, http_site, tmp_path):
+    base, failures = http_site
+    model = next(p for p in plan.pages if p.kind == "version" and p.data["stage"] == "train-backdoor")
+    for name, path in (("home", "index.html"), ("model", model.html_path), ("evil", next(
+            p.html_path for p in plan.pages if p.kind == "version" and p.data["name"] == EVIL_NAME))):
+        png = tmp_path / f"{name}.png"
+        msgs = _screenshot(f"{base}/{path}", png, tmp_path / f"profile-{name}")
+        assert msgs == [], f"{name}: console messages {msgs}"
+        _not_blank(png)
+    assert failures == [], failures

@@ -1,0 +1,107 @@
+"""Publishing: incremental rebuilds, the atomic swap, empty warehouses, the CLI and the Airflow link."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from site_builder.publish import SiteBuildError, build_site
+from tests.site.fill import fill
+
+
+def _info(site_dir):
+    return json.loads((site_dir / "public" / "vigil-build.json").read_text())
+
+
+def test_empty_warehouse_builds_a_site_that_says_how_to_start(engine, vigil_env):
+    r = build_site(engine, vigil_env / "site", pdf=False)
+    home = r.index_html.read_text()
+    assert "No models yet." in home and "make demo" in home
+    assert (vigil_env / "site" / "public" / "models" / "index.html").is_file()
+    assert r.pdfs == [] and r.pages_written == r.pages_total == 5  # home, models, groups, runs, coverage
+
+
+def test_unchanged_pages_are_not_rerendered_and_one_group_change_rebuilds_little(engine, vigil_env):
+    site = vigil_env / "site"
+    f = fill(engine, vigil_env / "var" / "warehouse", lineages=1, sklearn_models=2, sklearn_versions=2, groups=2, nights=1,
+             evil=False)
+    first = build_site(engine, site, pdf=False, parquet_dir=vigil_env / "var" / "warehouse")
+    again = build_site(engine, site, pdf=False, parquet_dir=vigil_env / "var" / "warehouse")
+    assert (again.pages_written, again.pages_unchanged) == (0, first.pages_total)
+    before = _info(site)["pages"]
+    with engine.begin() as c:  # one group changes: an audit event, as a promotion would write
+        c.execute(sa.text("""INSERT INTO group_events (group_id, event_type, actor, reason, at)
+                             VALUES (:g, 'weights', 'bob', 'shift traffic', :at)"""),
+                  {"g": f.groups["fraud_1"], "at": datetime(2026, 11, 23, 12, tzinfo=timezone.utc)})
+    third = build_site(engine, site, pdf=False, parquet_dir=vigil_env / "var" / "warehouse")
+    after = _info(site)["pages"]
+    changed = sorted(k for k in after if after[k] != before.get(k))
+    assert changed == ["groups/fraud_1"], changed  # the group's own page; its index row did not change
+    assert third.pages_written == 1
+
+
+def test_a_failed_build_leaves_the_published_site_whole(engine, vigil_env):
+    site = vigil_env / "site"
+    fill(engine, vigil_env / "var" / "warehouse", lineages=1, sklearn_models=1, sklearn_versions=1, groups=0, nights=1)
+    good = build_site(engine, site, pdf=False, parquet_dir=vigil_env / "var" / "warehouse")
+    files = sorted(p.relative_to(site / "public") for p in (site / "public").rglob("*"))
+    stamp = (site / "public" / "vigil-build.json").read_text()
+    # A real MkDocs failure: the site's own project names a theme that does not exist.
+    from site_builder.publish import project_dir
+
+    shutil.copytree(project_dir(site), site, dirs_exist_ok=True, ignore=shutil.ignore_patterns("public", ".build*", "docs"))
+    cfg = (site / "mkdocs.yml").read_text().replace("name: material", "name: no-such-theme")
+    (site / "mkdocs.yml").write_text(cfg)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE models SET description = 'changed'"))
+    with pytest.raises(SiteBuildError, match="mkdocs build failed"):
+        build_site(engine, site, pdf=False, parquet_dir=vigil_env / "var" / "warehouse")
+    assert sorted(p.relative_to(site / "public") for p in (site / "public").rglob("*")) == files
+    assert (site / "public" / "vigil-build.json").read_text() == stamp
+    assert good.index_html.is_file()
+    assert [p.name for p in site.glob(".build-*") if p.name != ".build-cache"] == [], "failed build dir left behind"
+
+
+def test_cli_builds_and_reports_bad_settings(engine, vigil_env, monkeypatch):
+    from typer.testing import CliRunner
+
+    from vigil.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["site", "build", "--no-pdf"])
+    assert res.exit_code == 0, res.output
+    assert "site: " in res.output and (vigil_env / "site" / "public" / "index.html").is_file()
+    monkeypatch.setenv("VIGIL_DATABASE_URL", "mysql://nobody@localhost/x")
+    res = runner.invoke(app, ["site", "build"])
+    assert res.exit_code == 1 and "vigil: error: VIGIL_DATABASE_URL must be a PostgreSQL URL" in res.output
+    assert "Traceback" not in res.output
+    res = runner.invoke(app, ["site", "serve", "--site-dir", str(vigil_env / "nowhere")])
+    assert res.exit_code == 1 and "vigil site build" in res.output
+
+
+def test_airflow_plugin_serves_the_site_and_nothing_outside_it(engine, vigil_env):
+    import importlib.util
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from vigil.settings import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("vigil_airflow_plugin", REPO_ROOT / "plugins" / "vigil" / "airflow_plugin.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    plugin = mod.VigilReportsPlugin
+    assert plugin.external_views[0]["name"] == "Reports" and plugin.external_views[0]["href"].startswith(mod.URL_PREFIX)
+    root = FastAPI()
+    root.mount(plugin.fastapi_apps[0]["url_prefix"], plugin.fastapi_apps[0]["app"])
+    client = TestClient(root)
+    assert "No report site yet" in client.get(f"{mod.URL_PREFIX}/index.html").text
+    build_site(engine, vigil_env / "site", pdf=False)
+    r = client.get(f"{mod.URL_PREFIX}/index.html")
+    assert r.status_code == 200 and "Vigil reports" in r.text
+    (vigil_env / "secret.txt").write_text("secret")
+    assert client.get(f"{mod.URL_PREFIX}/%2e%2e/%2e%2e/secret.txt").status_code == 404
