@@ -31,10 +31,10 @@ def test_worse_challenger_is_kept_and_min_direction_respected():
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 3000)
     champ, chall = _model(y, 0.86, rng), _model(y, 0.80, rng)
-    assert compare_paired(y, champ, chall, Policy("accuracy", "max")).decision == "keep"
+    assert compare_paired(y, champ, chall, Policy("accuracy", "max"), metrics=["accuracy"]).decision == "keep"
     # the same data judged on error rate (lower is better) agrees
-    assert compare_paired(y, champ, chall, Policy("error_rate", "min")).decision == "keep"
-    assert compare_paired(y, chall, champ, Policy("error_rate", "min")).decision == "promote"
+    assert compare_paired(y, champ, chall, Policy("error_rate", "min"), metrics=["f1"]).decision == "keep"
+    assert compare_paired(y, chall, champ, Policy("error_rate", "min"), metrics=["f1"]).decision == "promote"
 
 
 def test_guardrail_violation_blocks_a_better_primary_metric():
@@ -44,7 +44,7 @@ def test_guardrail_violation_blocks_a_better_primary_metric():
     # challenger: says "positive" far more often -> recall up, specificity down a lot
     pred = np.where(rng.random(len(y)) < 0.4, 1, champ.y_pred)
     chall = Outputs(pred, champ.score)
-    r = compare_paired(y, champ, chall, Policy("recall", "max", guardrails={"specificity": 0.02}))
+    r = compare_paired(y, champ, chall, Policy("recall", "max", guardrails={"specificity": 0.02}), metrics=["recall"])
     assert r.metrics["recall"].improvement > 0
     assert r.decision == "keep"
     assert any("guardrail specificity violated" in x for x in r.reasons)
