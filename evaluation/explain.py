@@ -51,7 +51,9 @@ class Explainer:
     """Build once per model (and background), then call :meth:`explain` on batches."""
 
     def __init__(self, model, background: np.ndarray | None = None, features: list[str] | None = None):
-        import shap
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # shap's import warns about matplotlib colormap APIs
+            import shap
         from sklearn.ensemble import (
             GradientBoostingClassifier,
             HistGradientBoostingClassifier,
