@@ -21,7 +21,7 @@ import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -210,12 +210,12 @@ def apply(mapper: Mapper, conn: MapperConnection | None = None) -> dict[str, Any
         if s.target == "ignore":
             continue
         origin, path, value = mapper.unknown[s.key]
-        mapper._origin = origin
+        mapper.set_origin(origin)
         try:
             if s.target.startswith("metrics."):
                 if isinstance(value, (dict, list)):
                     raise ImportRefused(f"it mapped {s.key!r} to {s.target} but that value is a {_value_type(value)}")
-                mapper._metric([s.target.removeprefix("metrics.")], value, path, via=via)
+                mapper.put_metric(s.target.removeprefix("metrics."), value, path, via)
             elif s.target.startswith("params."):
                 mapper.put(s.target, value, path, via)
             else:

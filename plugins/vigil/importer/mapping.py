@@ -123,6 +123,14 @@ class Mapper:
             raise ImportRefused(f"{origin}: the top level is {kind}; expected a mapping of keys to values "
                                 "(e.g. {\"name\": ..., \"metrics\": {...}})")
 
+    def set_origin(self, origin: str) -> None:
+        """The document (or model file) that the next ``put`` calls read from, shown in the report."""
+        self._origin = origin
+
+    def put_metric(self, name: str, raw: Any, source: str, via: str) -> None:
+        """A metric from outside the rules (the LLM mapper): same name resolution and unit checks."""
+        self._metric([name], raw, source, via=via)
+
     def put(self, target: str, value: Any, source: str, rule: str, note: str | None = None) -> bool:
         src = f"{self._origin}:{source}" if self._origin else source
         if target in ("tags", "datasets"):

@@ -184,16 +184,16 @@ def plan_import(
     facts = _facts(fam, src, max_bytes, trust_pickle)
     mapper = Mapper()
     if facts is not None:  # what the model files say wins over what the metadata claims
-        mapper._origin = "config.json" if fam == "llm" else facts.details.get("model_file", "model")
+        mapper.set_origin("config.json" if fam == "llm" else facts.details.get("model_file", "model"))
         for k, v in facts.params.items():
             mapper.put(f"params.{k}", v, k, f"family:{fam}")
     for doc in docs:
         mapper.map_document(doc.data, doc.rel, doc.section)
         if doc.body_description:
-            mapper._origin = doc.rel
+            mapper.set_origin(doc.rel)
             mapper.put("description", doc.body_description, "body (first paragraph)", "model_card:body")
     if facts is not None:
-        mapper._origin = f"({fam} folder)"
+        mapper.set_origin(f"({fam} folder)")
         for target in ("framework", "task"):
             if getattr(facts, target) and target not in mapper.values:
                 mapper.put(target, getattr(facts, target), "model files", f"family:{fam}")
