@@ -263,8 +263,12 @@ def llm_facts(src: SourceFiles, max_bytes: int) -> FamilyFacts:
     config_text = read_text(src.files["config.json"], "config.json", max_bytes)
     facts.extra_documents["config.json"] = config_text
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoConfig
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    try:
+        from transformers import AutoConfig
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    except ImportError:
+        raise ImportRefused("importing a causal-LM folder needs transformers: install Vigil with its trainer extra "
+                            "(pip install -e '.[trainer]'), or import the folder with --family external") from None
 
     try:
         cfg = AutoConfig.from_pretrained(str(src.path), local_files_only=True, trust_remote_code=False)
