@@ -580,6 +580,8 @@ def _paired_inputs(group: Group, champ: Member, chall: Member, store, logical_da
     b = _per_sample(store, logical_date, "generations", chall.version_id, stages)
     if a.empty or b.empty or not {"condition", "prompt", "activated"} <= set(a.columns) & set(b.columns):
         return None
+    # an evaluate run may also hold a control model's generations: keep the measured model's
+    a, b = (d[d["model_tag"] == "subject"] if "model_tag" in d else d for d in (a, b))
     a = a.drop_duplicates(["condition", "prompt"])
     b = b.drop_duplicates(["condition", "prompt"])
     m = a.merge(b, on=["condition", "prompt"], suffixes=("_a", "_b"))
