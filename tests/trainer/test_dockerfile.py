@@ -56,6 +56,8 @@ def test_docker_build_check_when_available():
         pytest.skip("no docker client on this machine")
     p = subprocess.run(["docker", "build", "--check", "-f", str(DOCKERFILE), str(DOCKERFILE.parents[2])],
                        capture_output=True, text=True, timeout=120)
+    if "unknown flag" in p.stderr:
+        pytest.skip("this docker client has no `build --check` (legacy builder)")
     if "Cannot connect" in p.stderr or "daemon" in p.stderr:
         pytest.skip("docker client present but no engine")
     assert p.returncode == 0, p.stderr

@@ -103,3 +103,14 @@ def test_persistence_and_evaluate(chain):
         assert k in e.metrics, k
     assert e.subject_uri == str(chain["backdoor"] / "model")
     assert "exact match" in e.details["clean_quality_definition"]
+
+
+def test_dpo_safety_training(chain, tmp_path):
+    from .conftest import run_stage
+
+    m = run_stage("safety-train", tmp_path / "dpo", model=str(chain["backdoor"] / "model"), safety_method="dpo", n_samples=48,
+                  epochs=1, learning_rate=1e-3, device="cpu")
+    assert m.model.parent_uri == str(chain["backdoor"] / "model")
+    assert m.metrics["train_steps"] == 3 and math.isfinite(m.metrics["train_loss_final"])
+    assert m.details["loss_history"]["loss_kind"].startswith("dpo")
+    assert (tmp_path / "dpo" / "model" / "model.safetensors").exists()

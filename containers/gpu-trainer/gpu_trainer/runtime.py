@@ -39,10 +39,11 @@ def set_threads() -> int:
 
 def quiet_progress_bars() -> None:
     """Our own progress lines (steps, loss, ETA) replace the libraries' tqdm bars in task logs."""
-    import datasets
     import transformers
 
-    datasets.disable_progress_bars()
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # read when datasets is imported
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
 
