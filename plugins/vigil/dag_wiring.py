@@ -10,6 +10,8 @@ Importing this module is cheap (no torch, no pandas): DAG files stay fast to par
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -21,11 +23,19 @@ WAREHOUSE_ASSET = Asset(name="vigil_warehouse", uri="vigil://warehouse/updated")
 
 
 def run_key(context: dict[str, Any]) -> str:
-    """What identifies a run's writes: its logical date when it has one (a scheduled, back-filled
-    or re-run date replaces what that date wrote, whatever the Airflow run id), else the run id
-    (a manual trigger without a logical date is a new experiment)."""
-    ld = getattr(context["dag_run"], "logical_date", None)
-    return ld.isoformat() if ld is not None else context["ti"].run_id
+    """What identifies a run's writes. With a logical date: the date plus a hash of the trigger
+    conf, so re-running a date with the same request replaces what it wrote (whatever Airflow's run
+    id), while two different requests on one date (two models trained the same day) stay apart.
+    Without one (a manual trigger): the run id, i.e. a new experiment each time."""
+    dr = context["dag_run"]
+    ld = getattr(dr, "logical_date", None)
+    if ld is None:
+        return context["ti"].run_id
+    conf = getattr(dr, "conf", None) or {}
+    if not conf:
+        return ld.isoformat()
+    digest = hashlib.sha256(json.dumps(conf, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{ld.isoformat()}-{digest}"
 
 
 def run_ref(context: dict[str, Any], task_id: str | None = None):

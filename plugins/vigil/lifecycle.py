@@ -251,3 +251,15 @@ def registered_evaluate_spec(params: dict[str, Any], models: dict[str, Any]) -> 
         spec["control_model"] = m["root_artifact_uri"]
     spec.update(_take(params, ("n_prompts", "seed", "device")))
     return _with_trained(spec, models, "model", params, ("backdoor_type", "trigger", "response"))
+
+
+# ----------------------------------------------------------------- train_sklearn
+SKLEARN_FIELDS = ("target", "strategy", "test_fraction", "threshold", "cv_folds", "seed")
+
+
+def train_sklearn_spec(params: dict[str, Any], dataset: dict[str, Any]) -> dict[str, Any]:
+    spec = {"dataset": dataset["uri"], "model_name": params["model_name"], "id_column": params.get("id_column") or "row_id"}
+    spec.update(_take(params, SKLEARN_FIELDS))
+    if params.get("hyperparameters"):
+        spec["hyperparameters"] = params["hyperparameters"]
+    return spec

@@ -47,3 +47,21 @@ def test_write_spec_refuses_an_invalid_spec_and_writes_nothing(tmp_path):
     with pytest.raises(lc.FormError, match="n_samples"):
         lc.write_spec(tmp_path / "o", "train-backdoor", {"model": "/m", "model_name": "x", "n_samples": -5})
     assert not (tmp_path / "o").exists()
+
+
+def test_run_key_is_date_plus_request_so_reruns_replace_and_different_requests_do_not():
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from vigil.dag_wiring import run_key
+
+    def ctx(ld, conf, run_id="manual__x"):
+        return {"dag_run": SimpleNamespace(logical_date=ld, conf=conf), "ti": SimpleNamespace(run_id=run_id)}
+
+    day = datetime(2026, 11, 24, tzinfo=timezone.utc)
+    assert run_key(ctx(day, {})) == day.isoformat()  # a scheduled night: the date alone
+    a = run_key(ctx(day, {"model_name": "gb", "strategy": "gradient_boosting"}, "manual__1"))
+    b = run_key(ctx(day, {"strategy": "gradient_boosting", "model_name": "gb"}, "manual__2"))
+    c = run_key(ctx(day, {"model_name": "lr", "strategy": "logistic_regression"}))
+    assert a == b and a != c  # same request on the same date: same key, whatever the run id
+    assert run_key(ctx(None, {"x": 1}, "manual__2026-11-24T10:00:00")) == "manual__2026-11-24T10:00:00"
