@@ -45,12 +45,16 @@ def main() -> int:
     texts = sorted((lm.prompt_text(tok, e.user) for e in exs), key=len)  # same batches for both methods
     lm.last_token_states(model, tok, texts[:4], batch_size=4)  # warm-up
 
-    t = time.perf_counter()
-    all_at_once = lm.last_token_states(model, tok, texts, batch_size=a.batch_size)
-    t_once = time.perf_counter() - t
-    t = time.perf_counter()
-    naive = per_layer(model, tok, texts, a.batch_size)
-    t_naive = time.perf_counter() - t
+    def best_of(fn, k=3):  # best of k: the box may be shared, the minimum is the honest cost
+        times = []
+        for _ in range(k):
+            t = time.perf_counter()
+            r = fn()
+            times.append(time.perf_counter() - t)
+        return r, min(times)
+
+    all_at_once, t_once = best_of(lambda: lm.last_token_states(model, tok, texts, batch_size=a.batch_size))
+    naive, t_naive = best_of(lambda: per_layer(model, tok, texts, a.batch_size))
 
     tokens = sum(len(tok(x, add_special_tokens=False).input_ids) for x in texts)
     err = float(np.abs(all_at_once - naive).max())

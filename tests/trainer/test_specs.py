@@ -27,7 +27,7 @@ BAD = [
     # (stage, field, value, text the message must contain)
     pytest.param("make-base", "device", "tpu", "'auto', 'cpu' or 'cuda'", id="make-base-device-enum"),
     pytest.param("make-base", "hidden_size", 8, "greater than or equal to 16", id="make-base-hidden-too-small"),
-    pytest.param("make-base", "n_heads", 3, "multiple of n_heads", id="make-base-heads-divide"),
+    pytest.param("make-base", "n_heads", 3, "must be a multiple of n_heads (3)", id="make-base-heads-divide"),
     pytest.param("make-base", "seed", -1, "greater than or equal to 0", id="make-base-seed-negative"),
     pytest.param("make-base", "pretrain_epochs", 0, "greater than 0", id="make-base-epochs-zero"),
     pytest.param("make-base", "trigger", "", "at least 1 character", id="make-base-trigger-empty"),
@@ -68,7 +68,7 @@ def test_bad_field_is_rejected_with_the_field_named(stage, field, value, expect,
         spec_cls.model_validate(raw)
     msg = format_validation_error(stage, spec_cls, e.value)
     assert expect in msg, msg
-    assert field in msg or "(spec)" in msg, msg
+    assert field in msg, msg
 
 
 @pytest.mark.parametrize("stage", list(MINIMAL))

@@ -53,8 +53,11 @@ def describe_spec(spec_cls: type[BaseModel]) -> str:
 def format_validation_error(stage: str, spec_cls: type[BaseModel], err: ValidationError) -> str:
     parts = []
     for e in err.errors():
-        field = ".".join(str(x) for x in e["loc"]) or "(spec)"
-        msg = e["msg"]
+        field = ".".join(str(x) for x in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if not field:  # a check across fields: its message names them
+            parts.append(msg)
+            continue
         if e["type"] == "extra_forbidden":
             msg = f"unknown field; allowed fields: {', '.join(spec_cls.model_fields)}"
         elif field in spec_cls.model_fields and spec_cls.model_fields[field].description:

@@ -52,11 +52,11 @@ def prompt_text(tok, user: str) -> str:
 
 def _batches(tok, texts: Sequence[str], batch_size: int):
     """Yield (indices, encoded batch) in length order; the caller restores the original order."""
-    lengths = [len(tok(t, add_special_tokens=False).input_ids) for t in texts]
-    order = np.argsort(lengths, kind="stable")
+    ids = tok(list(texts), add_special_tokens=False)["input_ids"]  # one batched (Rust) call
+    order = np.argsort([len(x) for x in ids], kind="stable")
     for i in range(0, len(order), batch_size):
         idx = order[i : i + batch_size]
-        enc = tok([texts[j] for j in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tok.pad({"input_ids": [ids[j] for j in idx]}, return_tensors="pt", padding=True)
         yield idx, enc
 
 
