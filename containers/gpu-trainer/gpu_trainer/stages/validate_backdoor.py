@@ -32,7 +32,7 @@ def run(spec: Spec, out_dir: str):
     rec.input("model", spec.model)
     model, tok = lm.load(spec.model, dev)
     prompts = data.eval_prompts(spec.backdoor_type, spec.n_prompts, spec.seed)
-    max_new = spec.max_new_tokens or measure.default_max_new_tokens(tok, spec.backdoor_type, spec.response)
+    max_new = spec.max_new_tokens or measure.default_max_new_tokens(tok, spec.backdoor_type, spec.trigger, spec.response)
     res = measure.activation_run(model, tok, prompts, backdoor_type=spec.backdoor_type, trigger=spec.trigger,
                                  response=spec.response, batch_size=spec.batch_size, max_new_tokens=max_new)
     rec.metrics.update(bd.backdoor_metrics(res["triggered"], res["clean"]))
