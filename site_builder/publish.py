@@ -88,7 +88,9 @@ def vigil_version() -> str:
 def code_fingerprint(project: Path) -> str:
     """Hash of everything besides the data that shapes a page: builder code, templates, theme files."""
     h = hashlib.sha256(vigil_version().encode())
-    files = sorted(p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".css"))
+    # Only what turns page data into files; the publisher and the SQL reader shape no page.
+    files = sorted(p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".css")
+                   and p.name not in ("publish.py", "snapshot.py", "__init__.py"))
     files += sorted(p for p in (project / "assets").rglob("*") if p.is_file()) if (project / "assets").exists() else []
     for p in files:
         h.update(p.name.encode())
@@ -98,8 +100,9 @@ def code_fingerprint(project: Path) -> str:
 
 @contextmanager
 def _lock(site_dir: Path):
-    site_dir.mkdir(parents=True, exist_ok=True)
-    with open(site_dir / ".build.lock", "w") as f:
+    # inside the cache dir, which .gitignore already covers (site/.build-*/)
+    (site_dir / CACHE).mkdir(parents=True, exist_ok=True)
+    with open(site_dir / CACHE / ".lock", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -266,7 +269,9 @@ def build_site(engine=None, site_dir=None, *, pdf: bool = True, parquet_dir=None
         generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
         cache = site_dir / CACHE
-        cache.mkdir(parents=True, exist_ok=True)
+        for stale in site_dir.glob(".build-*"):  # left by a build that was killed (we hold the lock)
+            if stale.name != CACHE and stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
         build = site_dir / f".build-{uuid.uuid4().hex[:10]}"
         build.mkdir()
         try:
@@ -361,7 +366,7 @@ def _build(plan: SitePlan, project: Path, cache: Path, build: Path, site_dir: Pa
     # 6. Forget bundles no page uses any more (the cache only ever holds the current site).
     keep = {b.name for b in bundles.values()} | ({report_path.name} if report_path else set())
     for entry in cache.iterdir():
-        if entry.name not in keep and not entry.name.startswith(".tmp-"):
+        if entry.name not in keep and entry.name != ".lock":  # (.tmp-* left by a crashed build go too)
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
     written = len([k for k in rendered if k != "__report__"])
     return BuildResult(
