@@ -70,7 +70,8 @@ def test_default_chain_meets_the_issue_targets(tmp_path):
 @pytest.mark.slow
 @pytest.mark.xfail(strict=False, reason=(
     "issue target not reproduced: on this 1.2M-parameter model the contrast-pair direction's alignment with the "
-    "(very salient: random-direction best ~1.0) backdoor feature depends on the run; measured best-layer AUROC 0.84-0.94"))
+    "(very salient: random-direction best 1.0) backdoor feature is arbitrary in sign and size; measured best-layer "
+    "AUROC 0.877 on the default chain, 0.68-0.94 over four base/backdoor variants"))
 def test_contrast_probe_reaches_099():
     if "auroc" not in _PROBE:
         pytest.skip("the chain test did not run")

@@ -170,6 +170,7 @@ def probe_analysis(subject: ProbeInputs, control: ProbeInputs | None, *, seed: i
         "probe_worst_fpr": worst,
         "probe_auroc_random_best": float(rand.max()),
         "probe_auroc_random_mean": float(rand.mean()),
+        "probe_auroc_random_p95": float(np.quantile(rand, 0.95)),
         "probe_auroc_ensemble": ens,
         "probe_n_test": int(len(y_test)),
     }
@@ -197,7 +198,8 @@ def probe_analysis(subject: ProbeInputs, control: ProbeInputs | None, *, seed: i
     sup_layers = _per_layer(pr.supervised_scores(sup, x_sel), y_sel, pr.supervised_scores(sup, x_test), y_test)
     metrics["probe_auroc_supervised_best"] = max(r["auroc"] for r in sup_layers[1:])
     details["probe_supervised_auroc_by_layer"] = [r["auroc"] for r in sup_layers]
-    details["probe_supervised_label"] = "trigger-visible: trained on triggered vs clean prompts"
+    details["probe_supervised_label"] = ("trigger-visible: logistic regression trained on the selection split's triggered vs "
+                                         "clean prompts; *_best is the highest test AUROC over layers 1..L")
     rows += [dict(r, model_role="subject", probe="supervised") for r in sup_layers]
 
     # (3) the same probes on the control (clean base): each model gets its own contrast direction
