@@ -8,7 +8,7 @@ by length so that little compute goes to padding.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -140,14 +140,6 @@ def normalise(text: str) -> str:
 
 def exact_match(generation: str, answer: str) -> bool:
     return normalise(generation) == normalise(answer)
-
-
-def timed(fn: Callable, *a, **kw):
-    import time
-
-    t = time.perf_counter()
-    r = fn(*a, **kw)
-    return r, time.perf_counter() - t
 
 
 def save(model, tok, path) -> None:
