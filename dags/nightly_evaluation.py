@@ -9,11 +9,11 @@ the champion/challenger comparisons of every model group and updates the warehou
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task, task_group
 
-from vigil.dag_wiring import WAREHOUSE_ASSET, run_key, run_ref
+from vigil.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, run_key, run_ref
 from vigil.stage_runner import STAGES, stage_operator
 
 
@@ -24,6 +24,7 @@ from vigil.stage_runner import STAGES, stage_operator
     catchup=False,
     max_active_runs=1,
     tags=["vigil", "evaluate"],
+    **RUN_CALLBACKS,
     doc_md=__doc__,
     params={
         "n_prompts": Param(100, type="integer", minimum=20, maximum=5000, title="Prompts per side",
@@ -31,7 +32,7 @@ from vigil.stage_runner import STAGES, stage_operator
         "device": Param("auto", type="string", enum=["auto", "cpu", "cuda"], title="Device"),
         "seed": Param(0, type="integer", minimum=0, title="Seed"),
     },
-    default_args={"retries": 1},
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=2)},
 )
 def nightly_evaluation():
     @task

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, task
 
-from vigil.dag_wiring import WAREHOUSE_ASSET
+from vigil.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET
 
 
 @dag(
@@ -21,6 +21,7 @@ from vigil.dag_wiring import WAREHOUSE_ASSET
     catchup=False,
     max_active_runs=1,
     tags=["vigil", "report"],
+    **RUN_CALLBACKS,
     doc_md=__doc__,
     params={"pdf": Param(True, type="boolean", title="Export PDFs", description="Render the PDF downloads too.")},
 )

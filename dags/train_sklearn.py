@@ -13,7 +13,7 @@ from airflow.sdk import Param, dag, task
 
 from gpu_trainer.stages import load_stage
 from vigil import lifecycle as lc
-from vigil.dag_wiring import WAREHOUSE_ASSET, run_ref, stage_tasks
+from vigil.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, run_ref, stage_tasks
 from vigil.forms import param
 
 spec = load_stage("train-sklearn").Spec
@@ -25,6 +25,7 @@ spec = load_stage("train-sklearn").Spec
     start_date=datetime(2026, 1, 1),
     catchup=False,
     tags=["vigil", "build", "classical"],
+    **RUN_CALLBACKS,
     doc_md=__doc__,
     params={
         "dataset_path": Param("", type="string", minLength=1, title="Dataset path", section="Data",

@@ -46,8 +46,10 @@ def airflow_environ(settings: Settings | None = None) -> dict[str, str]:
     settings = settings or get_settings()
     env = {
         "AIRFLOW_HOME": str(REPO_ROOT),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_url(settings),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(settings.data_dir / "airflow-passwords.json"),
+        # An explicitly configured metadata DB wins (production, tests); else the embedded one.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or airflow_url(settings),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": os.environ.get(
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(settings.data_dir / "airflow-passwords.json")),
         "VIGIL_DATA_DIR": str(settings.data_dir),
     }
     env.update(_secrets(settings))

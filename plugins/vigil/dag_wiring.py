@@ -15,9 +15,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import logging
+
 from airflow.sdk import Asset, TaskGroup, task
 
 from vigil.stage_runner import STAGES, stage_operator
+
+log = logging.getLogger(__name__)
 
 WAREHOUSE_ASSET = Asset(name="vigil_warehouse", uri="vigil://warehouse/updated")
 
@@ -30,7 +34,7 @@ def run_key(context: dict[str, Any]) -> str:
     dr = context["dag_run"]
     ld = getattr(dr, "logical_date", None)
     if ld is None:
-        return context["ti"].run_id
+        return dr.run_id
     conf = getattr(dr, "conf", None) or {}
     if not conf:
         return ld.isoformat()
@@ -49,6 +53,31 @@ def run_ref(context: dict[str, Any], task_id: str | None = None):
     if getattr(ti, "map_index", -1) not in (-1, None):
         tid = f"{tid}[{ti.map_index}]"
     return RunRef(dag_id=ti.dag_id, run_id=run_key(context), task_id=tid, logical_date=ld)
+
+
+def _finish_run(context: dict[str, Any], state: str) -> None:
+    """DAG callback: record the run's final state in the warehouse (runs history on the site)."""
+    from vigil.registry import Registry, RunRef
+    from vigil.warehouse import ready_engine
+
+    dr = context["dag_run"]
+    try:
+        Registry(ready_engine()).finish_run(RunRef(dag_id=dr.dag_id, run_id=run_key(context),
+                                                   logical_date=getattr(dr, "logical_date", None)), state)
+    except Exception:  # a callback must never mask the run's own outcome
+        log.exception("could not record the final state of %s", dr.run_id)
+
+
+def on_success(context: dict[str, Any]) -> None:
+    _finish_run(context, "success")
+
+
+def on_failure(context: dict[str, Any]) -> None:
+    _finish_run(context, "failed")
+
+
+#: Pass to every Vigil DAG: ``@dag(..., **RUN_CALLBACKS)``.
+RUN_CALLBACKS = {"on_success_callback": on_success, "on_failure_callback": on_failure}
 
 
 def stage_tasks(

@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from vigil.dag_wiring import WAREHOUSE_ASSET, stage_tasks
+from vigil.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, stage_tasks
 
 
 def model_ref_param(title: str, description: str, required: bool = True) -> Param:
@@ -72,6 +72,7 @@ def registered_stage_dag(
         tags=["vigil", "stage", *tags],
         doc_md=doc,
         max_active_runs=2,
+        **RUN_CALLBACKS,
     ) as dag:
 
         @task

