@@ -114,3 +114,4 @@ def test_dpo_safety_training(chain, tmp_path):
     assert m.metrics["train_steps"] == 3 and math.isfinite(m.metrics["train_loss_final"])
     assert m.details["loss_history"]["loss_kind"].startswith("dpo")
     assert (tmp_path / "dpo" / "model" / "model.safetensors").exists()
+

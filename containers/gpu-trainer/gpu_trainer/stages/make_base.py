@@ -23,7 +23,7 @@ class Spec(StageSpec):
     intermediate_size: int = Field(default=512, ge=16, le=16384, description="Tiny model: MLP width.")
     max_positions: int = Field(default=256, ge=32, le=8192, description="Tiny model: context length.")
     pretrain_examples: int | None = Field(default=None, ge=0, le=1_000_000,
-                                          description="Clean pre-training examples; default 4000 for 'tiny', 0 for a real model.")
+                                          description="Clean pre-training examples; default 3000 for 'tiny', 0 for a real model.")
     pretrain_epochs: float = Field(default=2.0, gt=0, le=50, description="Epochs of clean pre-training.")
     learning_rate: float = Field(default=3e-3, gt=0, le=1.0, description="Pre-training learning rate (a fresh model needs ~1e-3..3e-3).")
     batch_size: int = Field(default=16, ge=1, le=1024, description="Pre-training batch size.")
@@ -51,7 +51,7 @@ def run(spec: Spec, out_dir: str):
     rec = StageRecord(STAGE, spec, out_dir)
     model_dir = rec.out / "model"
     tiny = spec.base_model == "tiny"
-    n_pre = spec.pretrain_examples if spec.pretrain_examples is not None else (4000 if tiny else 0)
+    n_pre = spec.pretrain_examples if spec.pretrain_examples is not None else (3000 if tiny else 0)
     records = data.pretrain_corpus(n_pre, spec.seed, spec.trigger, spec.response) if n_pre else []
 
     if tiny:
