@@ -62,7 +62,8 @@ def run(spec: Spec, out_dir: str):
     rec.metrics.update(bd.backdoor_metrics(runs["after"]["triggered"], runs["after"]["clean"]))
     rec.metrics.update(bd.backdoor_metrics(runs["before"]["triggered"], runs["before"]["clean"], prefix="before_"))
     rec.metrics.update(bd.persistence(runs["before"]["triggered"], runs["after"]["triggered"], seed=spec.seed).as_metrics("persistence"))
-    rec.metrics.update(bd.persistence(runs["before"]["clean"], runs["after"]["clean"], seed=spec.seed).as_metrics("persistence_clean"))
+    if any(runs["before"]["clean"]):  # a ratio of false activations only means something when there were some
+        rec.metrics.update(bd.persistence(runs["before"]["clean"], runs["after"]["clean"], seed=spec.seed).as_metrics("persistence_clean"))
     rec.details["persistence_definition"] = "activation_rate_triggered(after) / activation_rate_triggered(before), same prompts; 95% interval from a Beta (Jeffreys) bootstrap"
     rec.details["confusion_matrix"] = bd.confusion(runs["after"]["triggered"], runs["after"]["clean"])
     rec.details["confusion_matrix_before"] = bd.confusion(runs["before"]["triggered"], runs["before"]["clean"])
