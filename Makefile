@@ -39,7 +39,7 @@ site-serve: install
 	$(BIN)/vigil site serve
 
 bench: install
-	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+	for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 db-stop:
 	$(BIN)/vigil db stop
