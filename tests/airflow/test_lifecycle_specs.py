@@ -56,7 +56,7 @@ def test_run_key_is_date_plus_request_so_reruns_replace_and_different_requests_d
     from vigil.dag_wiring import run_key
 
     def ctx(ld, conf, run_id="manual__x"):
-        return {"dag_run": SimpleNamespace(logical_date=ld, conf=conf), "ti": SimpleNamespace(run_id=run_id)}
+        return {"dag_run": SimpleNamespace(logical_date=ld, conf=conf, run_id=run_id)}
 
     day = datetime(2026, 11, 24, tzinfo=timezone.utc)
     assert run_key(ctx(day, {})) == day.isoformat()  # a scheduled night: the date alone
