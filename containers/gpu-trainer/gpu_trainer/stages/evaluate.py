@@ -26,7 +26,6 @@ class Spec(StageSpec):
 
 
 def run(spec: Spec, out_dir: str):
-    from evaluation import backdoor as bd
     from gpu_trainer import data, lm, measure
     from gpu_trainer.record import StageRecord
     from gpu_trainer.runtime import describe_device, setup, versions
@@ -36,12 +35,7 @@ def run(spec: Spec, out_dir: str):
     rec.input("model", spec.model)
     model, tok = lm.load(spec.model, dev)
     prompts = data.eval_prompts(spec.backdoor_type, spec.n_prompts, spec.seed)
-    max_new = spec.max_new_tokens or measure.default_max_new_tokens(tok, spec.backdoor_type, spec.trigger, spec.response)
-    res = measure.activation_run(model, tok, prompts, backdoor_type=spec.backdoor_type, trigger=spec.trigger,
-                                 response=spec.response, batch_size=spec.batch_size, max_new_tokens=max_new)
-    rec.metrics.update(bd.backdoor_metrics(res["triggered"], res["clean"]))
-    rec.details["confusion_matrix"] = bd.confusion(res["triggered"], res["clean"])
-    rec.table("generations", res["rows"])
+    measure.record_activation(rec, model, tok, prompts, spec)
 
     q, q_details, q_rows = measure.clean_quality(model, tok, n=spec.quality_prompts, seed=spec.seed, batch_size=spec.batch_size)
     rec.metrics.update(q)
