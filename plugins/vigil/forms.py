@@ -38,7 +38,11 @@ def param(spec_cls: type, field: str, *, default: Any = ..., title: str | None =
     """A Param for ``spec_cls.field``; keyword arguments override the generated schema."""
     prop = _schema_of(spec_cls, field)
     if default is ...:
-        default = prop.get("default")
+        # A pydantic default_factory leaves no default in the schema: an empty container is the
+        # form's equivalent, and None would fail the field's own type at trigger time.
+        kind = schema.get("type", prop.get("type"))
+        empty = {"object": {}, "array": []}.get(kind) if isinstance(kind, str) else None
+        default = prop.get("default", empty)
     kwargs = {k: prop[k] for k in _KEYWORDS if k in prop}
     if "type" in prop:
         kwargs["type"] = prop["type"]

@@ -92,3 +92,26 @@ def test_bad_spec_fails_the_first_task_with_the_field_named_and_records_nothing(
     with module_warehouse.connect() as c:
         assert c.execute(sa.text("SELECT count(*) FROM models WHERE name LIKE 'bad-%'")).scalar() == 0
     assert counts(module_warehouse)["model_versions"] == before["model_versions"]
+
+
+def test_train_sklearn_registers_dataset_and_model_and_joins_a_group(airflow_db, module_warehouse, tmp_path):
+    from gpu_trainer.sklearn_data import write
+    from vigil.groups import Groups
+
+    data = write("breast_cancer", tmp_path / "bc.parquet")
+    dag = dagbag().dags["train_sklearn"]
+    base = {"dataset_path": str(data), "dataset_name": "bc", "target": "diagnosis", "cv_folds": 2}
+    assert dag.test(logical_date=DAY, run_conf={**base, "model_name": "bc-gb"}).state == "success"
+    groups = Groups(module_warehouse)
+    groups.create("bc group", primary_metric="roc_auc", direction="max", actor="test", reason="test")
+    groups.add("bc group", "bc-gb:1", role="champion", actor="test", reason="test")
+    conf = {**base, "model_name": "bc-lr", "strategy": "logistic_regression", "group": "bc group", "weight": 0.2}
+    assert dag.test(logical_date=DAY, run_conf=conf).state == "success"
+    reg = Registry(module_warehouse)
+    lr = reg.get("bc-lr:1")
+    assert lr.family == "sklearn" and "roc_auc" in lr.metrics
+    assert reg.get("bc-gb:1").id != lr.id  # two requests on one date stay two versions
+    members = {m.ref: (m.role, m.traffic_weight) for m in groups.get("bc group").members}
+    assert members == {"bc-gb:1": ("champion", pytest.approx(0.8)), "bc-lr:1": ("challenger", pytest.approx(0.2))}
+    with module_warehouse.connect() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM datasets WHERE name = 'bc'")).scalar() == 1
