@@ -196,24 +196,42 @@ def _demo_groups(names: dict[str, str]) -> None:
     typer.echo("  model groups: " + ", ".join(p[0] for p in plans))
 
 
+SUMMARY_METRICS = ("activation_rate_triggered", "activation_rate_clean", "probe_auroc_best", "probe_auroc_control",
+                   "persistence", "clean_quality", "roc_auc", "accuracy", "f1")
+
+
+def _fmt_metric(m: dict, key: str) -> str:
+    lo, hi = m.get(f"{key}_ci_low"), m.get(f"{key}_ci_high")
+    ci = f" [{lo:.3f}, {hi:.3f}]" if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) else ""
+    return f"{key}={m[key]:.3f}{ci}"
+
+
 def _summary(settings) -> None:
+    import sqlalchemy as sa
+
+    from vigil.groups import Groups
     from vigil.registry import Registry
     from vigil.warehouse import ready_engine
 
-    reg = Registry(ready_engine())
-    typer.echo("\nRegistered model versions:")
+    engine = ready_engine()
+    reg = Registry(engine)
+    typer.echo("\nRegistered model versions (latest metrics, 95% intervals):")
     for v in reg.list_versions():
-        m = v.metrics
-        bits = []
-        for key in ("activation_rate_triggered", "activation_rate_clean", "probe_auroc_best", "probe_auroc_control",
-                    "persistence", "clean_quality"):
-            if key in m and m[key] is not None:
-                lo, hi = m.get(f"{key}_ci_low"), m.get(f"{key}_ci_high")
-                ci = f" [{lo:.3f}, {hi:.3f}]" if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) else ""
-                bits.append(f"{key}={m[key]:.3f}{ci}")
-        typer.echo(f"  {v.ref:<40} parent={v.parent_ref or '-':<28} " + "  ".join(bits))
+        bits = [_fmt_metric(v.metrics, k) for k in SUMMARY_METRICS if isinstance(v.metrics.get(k), (int, float))]
+        typer.echo(f"  {v.ref:<34} parent={v.parent_ref or '-':<24} " + "  ".join(bits))
+    typer.echo("\nModel groups (latest comparison):")
+    groups = Groups(engine)
+    for g in groups.list():
+        for c in groups.comparisons(g.name, limit=len(g.challengers) or 1)[: len(g.challengers)]:
+            typer.echo(f"  {g.name}: {c['challenger']} vs {c['champion']} on "
+                       f"{c.get('logical_date')}: {c.get('decision')} - {'; '.join(c.get('reasons') or [])[:160]}")
+    with engine.connect() as c:
+        counts = {t: c.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar()
+                  for t in ("models", "model_versions", "evaluations", "comparisons", "group_events", "runs")}
+    typer.echo("\nWarehouse rows: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+               + " (a re-run of the same day leaves these unchanged)")
     index = settings.site_public_dir / "index.html"
-    typer.echo(f"\nWarehouse: {settings.parquet_dir} (Parquet) + `vigil db url`")
+    typer.echo(f"Warehouse: PostgreSQL (`vigil db url`) + Parquet in {settings.parquet_dir}")
     typer.echo(f"Report site: {index}" if index.exists() else "Report site: not built (see publish_reports log)")
     typer.echo("Open the Airflow UI with `make airflow`.")
 
