@@ -1,5 +1,6 @@
-"""`vigil airflow` as a user runs it: the UI/API comes up, the trigger form's schema refuses a bad
-value over REST (HTTP 400), and Ctrl-C (SIGINT) stops every process it started."""
+"""`vigil airflow` as a user runs it: the UI/API comes up with the Reports plugin, the trigger
+form's schema refuses a bad value over REST (HTTP 400), a back-fill of nightly_evaluation runs
+through the real scheduler and LocalExecutor, and Ctrl-C (SIGINT) stops every process it started."""
 
 import json
 import os
@@ -59,6 +60,25 @@ def test_vigil_airflow_serves_refuses_bad_form_values_and_stops_on_ctrl_c(airflo
                          json={"logical_date": None, "conf": {"backdoor_ratio": 5}})
         assert bad.status_code == 400, bad.text
         assert "backdoor_ratio" in bad.text
+
+        plugins = httpx.get(f"{base}/api/v2/plugins", headers=h, timeout=10).json()["plugins"]
+        assert "vigil_reports" in [p["name"] for p in plugins]
+        reports = httpx.get(f"{base}/vigil-reports/index.html", timeout=10)
+        assert reports.status_code == 404 and "vigil site build" in reports.text  # no site built in this test
+
+        # A back-fill of two nights on an empty warehouse: the scheduler must really run the tasks.
+        bf = httpx.post(f"{base}/api/v2/backfills", headers=h, timeout=30, json={
+            "dag_id": "nightly_evaluation", "from_date": "2026-10-01T00:00:00Z", "to_date": "2026-10-02T00:00:00Z",
+            "max_active_runs": 2, "reprocess_behavior": "none", "run_backwards": False, "dag_run_conf": {}})
+        assert bf.status_code in (200, 201), bf.text
+
+        def backfill_done():
+            runs = httpx.get(f"{base}/api/v2/dags/nightly_evaluation/dagRuns", headers=h, timeout=10).json()["dag_runs"]
+            states = sorted(r["state"] for r in runs if r.get("run_type") == "backfill")
+            assert "failed" not in states, runs
+            return states == ["success", "success"]
+
+        _wait(backfill_done, 300, "the back-filled nightly runs")
     finally:
         proc.send_signal(signal.SIGINT)
         try:
