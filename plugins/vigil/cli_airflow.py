@@ -147,6 +147,9 @@ def demo(
         _dags_test(env, "train_sklearn", day, {"dataset_path": str(dataset), "dataset_name": "breast-cancer",
                                                "target": "diagnosis", "model_name": name, "strategy": strategy}, log_dir)
     _demo_groups(names)
+    batch, labels = _demo_batch(dataset, s)
+    _dags_test(env, "score_batch", day, {"group": "breast-cancer", "batch_path": str(batch),
+                                         "labels_path": str(labels)}, log_dir)
     _dags_test(env, "nightly_evaluation", day, None, log_dir)
     _dags_test(env, "publish_reports", day, {"pdf": pdf}, log_dir)
     _summary(s)
@@ -166,6 +169,23 @@ def _demo_dataset(settings) -> Path:
     if not path.exists():
         write("breast_cancer", path)
     return path
+
+
+def _demo_batch(dataset: Path, settings) -> tuple[Path, Path]:
+    """A scoring batch of held-out rows (features + request ids) and, apart, the labels that arrive later."""
+    import pandas as pd
+
+    out = settings.data_dir / "datasets"
+    batch, labels = out / "breast_cancer_batch.parquet", out / "breast_cancer_labels.parquet"
+    if not batch.exists():
+        from gpu_trainer.sklearn_data import holdout_mask
+
+        df = pd.read_parquet(dataset)
+        # Only rows no model trained on (the stages' id-hash hold-out), so live metrics are honest.
+        df = df[holdout_mask(df["row_id"], 0.25)].rename(columns={"row_id": "request_id"})
+        df.drop(columns=["diagnosis"]).to_parquet(batch, index=False)
+        df[["request_id", "diagnosis"]].rename(columns={"diagnosis": "label"}).to_parquet(labels, index=False)
+    return batch, labels
 
 
 def _demo_groups(names: dict[str, str]) -> None:
