@@ -34,7 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from vigil.registry import ModelVersion, NotFound, Registry, RegistryError, RunRef, parse_ref
+from vigil.registry import ModelVersion, NotFound, Registry, RegistryError, RunRef, parse_ref, validate_name
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +51,7 @@ class GroupError(RegistryError):
 
 # --------------------------------------------------------------------------- names
 def validate_group_name(name: Any) -> str:
-    if not isinstance(name, str):
-        raise GroupError(f"group name must be a string, got {type(name).__name__}")
-    if not name.strip():
-        raise GroupError(f"group name is empty: give the group a name (1-{NAME_MAX} characters)")
-    if len(name) > NAME_MAX:
-        raise GroupError(f"group name is {len(name)} characters long; the limit is {NAME_MAX}")
-    if _CONTROL.search(name):
-        raise GroupError("group name contains control characters (newline, tab, NUL...); remove them")
-    return name
+    return validate_name(name, "group name", limit=NAME_MAX, what="the group", error=GroupError)
 
 
 def slugify(name: str) -> str:

@@ -90,15 +90,18 @@ class ModelVersion:
         return d
 
 
-def validate_name(name: Any, field_name: str = "name") -> str:
+def validate_name(name: Any, field_name: str = "name", *, limit: int = NAME_MAX, what: str = "the model",
+                  error: type[ValueError] = RegistryError) -> str:
+    """A user-given name: any text (stored verbatim, always bound, never spliced), but not empty,
+    not longer than ``limit`` and without control characters."""
     if not isinstance(name, str):
-        raise RegistryError(f"{field_name} must be a string, got {type(name).__name__}")
+        raise error(f"{field_name} must be a string, got {type(name).__name__}")
     if not name.strip():
-        raise RegistryError(f"{field_name} is empty: give the model a name (1-{NAME_MAX} characters)")
-    if len(name) > NAME_MAX:
-        raise RegistryError(f"{field_name} is {len(name)} characters long; the limit is {NAME_MAX}")
+        raise error(f"{field_name} is empty: give {what} a name (1-{limit} characters)")
+    if len(name) > limit:
+        raise error(f"{field_name} is {len(name)} characters long; the limit is {limit}")
     if _CONTROL.search(name):
-        raise RegistryError(f"{field_name} contains control characters (newline, tab, NUL...); remove them")
+        raise error(f"{field_name} contains control characters (newline, tab, NUL...); remove them")
     return name
 
 
