@@ -126,9 +126,10 @@ def _inference_summary(conn, slug: str) -> dict[str, Any] | None:
     q = conn.dialect.identifier_preparer.quote
     out: dict[str, Any] = {"source": f"table {table}", "columns": cols}
     version_col = next((c for c in ("model_version_id", "version_id") if c in cols), None)
-    time_col = next((c for c in ("logged_at", "at", "created_at", "ts", "timestamp", "logical_date") if c in cols), None)
+    time_col = next((c for c in ("scored_at", "logged_at", "at", "created_at", "ts", "timestamp", "logical_date")
+                     if c in cols), None)
     latency_col = next((c for c in ("latency_ms", "latency") if c in cols), None)
-    select = ["count(*) AS n"]
+    select = ["count(*) AS n"] + (["count(label) AS labelled"] if "label" in cols else [])
     if time_col:
         select += [f"min({q(time_col)}) AS first_at", f"max({q(time_col)}) AS last_at"]
     row = conn.execute(sa.text(f"SELECT {', '.join(select)} FROM {q(table)}")).one()
@@ -142,6 +143,18 @@ def _inference_summary(conn, slug: str) -> dict[str, Any] | None:
         )
         out["by_version"] = [_plain(dict(r._mapping)) for r in rows]
     return out
+
+
+def _live_metrics(engine, group_name: str) -> list[dict[str, Any]]:
+    """Each member's metrics on the predictions whose labels have arrived (with intervals)."""
+    try:
+        from vigil.inference_log import live_metrics
+
+        live = live_metrics(engine, group_name)
+    except Exception as e:  # a group whose log cannot be scored must not take the site down
+        log.warning("live metrics of group %r unavailable: %s", group_name, e)
+        return []
+    return [{"ref": ref, **_plain(m)} for ref, m in live.get("members", {}).items()]
 
 
 # Only what the pages draw: per-sample text (prompts, generations) never enters page data.
@@ -186,6 +199,8 @@ def read_snapshot(engine: Engine, parquet_root: str | Path | None = None) -> Sna
         for g in snap.groups:
             summary = _inference_summary(conn, g["slug"])
             if summary:
+                if summary.get("labelled"):
+                    summary["live"] = _live_metrics(conn.engine, g["name"])
                 snap.inference[g["slug"]] = summary
     if parquet_root is not None:
         from vigil.parquet_store import ParquetStore

@@ -129,3 +129,20 @@ def test_llm_groups_are_refused_by_the_tabular_scorer(engine, fake_versions, tmp
     pd.DataFrame({"request_id": ["a"], "prompt": ["hi"]}).to_parquet(p)
     with pytest.raises(InferenceError, match="no SHAP"):
         score_batch(engine, "llm group", p, RUN, store=store)
+
+
+def test_live_metrics_from_late_labels_reach_the_group_page(engine, group, batch, store, vigil_env):
+    from site_builder.publish import build_site
+    from site_builder.snapshot import _live_metrics
+
+    path, labels = batch
+    score_batch(engine, group.name, path, RUN, explain=False, store=store)
+    ingest_labels(engine, group.name, labels.head(400))
+    live = live_metrics(engine, group.name)
+    champ = live["members"][group.champion.ref]
+    rows = {r["ref"]: r for r in _live_metrics(engine, group.name)}
+    assert rows[group.champion.ref]["accuracy"] == champ["accuracy"]
+    result = build_site(engine, vigil_env / "site", pdf=False, parquet_dir=store.root)
+    html = "".join(p.read_text() for p in (result.index_html.parent / "groups").glob("*.html"))
+    assert "Live metrics on the 400 predictions" in html
+    assert f"{champ['accuracy']:.3f} [{champ['accuracy_ci_low']:.3f}, {champ['accuracy_ci_high']:.3f}]" in html
