@@ -11,7 +11,6 @@ import functools
 import logging
 import os
 import warnings
-from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
@@ -145,13 +144,3 @@ def get_engine(url: URL | str | None = None) -> Engine:
 def display_url(url: URL | str) -> str:
     """The URL with any password masked: safe for logs and pages."""
     return make_url(url).render_as_string(hide_password=True) if isinstance(url, str) else url.render_as_string(hide_password=True)
-
-
-def libpq_dsn(url: URL) -> str:
-    """A plain postgresql:// DSN (for psql and friends), password masked never needed for trust auth."""
-    host = url.query.get("host")
-    base = f"postgresql://{quote(url.username or 'postgres')}@{url.host or ''}"
-    if url.port:
-        base += f":{url.port}"
-    base += f"/{url.database}"
-    return base + (f"?host={host}" if host else "")

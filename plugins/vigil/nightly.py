@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from datetime import date
 from typing import Any
@@ -52,10 +51,7 @@ def versions_to_evaluate(engine: Engine, day: date) -> list[dict[str, Any]]:
 
 
 def run_group_comparisons(engine: Engine, run: RunRef) -> list[dict[str, Any]]:
-    """Champion/challenger comparisons of every group, when the groups module is installed."""
-    if importlib.util.find_spec("vigil.groups") is None:
-        log.info("model groups are not available in this installation; no comparisons to run")
-        return []
+    """Champion/challenger comparisons of every model group on this date's evaluations."""
     from vigil.groups import compare_groups
 
     return compare_groups(engine, run.day, run)

@@ -17,7 +17,6 @@ Name policy (documented in the README):
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -89,21 +88,12 @@ class ImportResult:
 
 
 # ---------------------------------------------------------------------------------------------
-def groups_available() -> bool:
-    return importlib.util.find_spec("vigil.groups") is not None
-
-
 def _check_group(group: str | None, family: str, registry: Registry | None) -> None:
     """Refuse, before anything is written, a group that is missing or holds another family."""
     if group is None:
         return
     if not group.strip():
         raise ImportRefused("--group is empty: give the model group's name or leave the option out")
-    if not groups_available():
-        raise ImportRefused(
-            "--group: model groups are not available in this installation (module vigil.groups is missing); "
-            "import without --group and add the version to its group once groups are installed"
-        )
     if registry is None:
         return
     from vigil.groups import Groups
