@@ -37,10 +37,11 @@ def _run(fn, *args, **kwargs):
     from vigil.inference_log import InferenceError
     from vigil.registry import RegistryError
     from vigil.routing import RoutingError
+    from vigil.stage_runner import StageRunError
 
     try:
         return fn(*args, **kwargs)
-    except (RegistryError, InferenceError, RoutingError, ComparisonError) as e:
+    except (RegistryError, InferenceError, RoutingError, ComparisonError, StageRunError) as e:
         _fail(str(e))
 
 
@@ -190,19 +191,24 @@ def delete(
 @groups_app.command("score")
 def score(
     name: str = typer.Argument(...),
-    batch: str = typer.Argument(..., help="Parquet file with a request_id column and the models' features."),
+    batch: str = typer.Argument(..., help="Parquet file with a request_id column and the models' features "
+                                          "(LLM groups: a prompt column)."),
     shadow: Optional[bool] = typer.Option(None, "--shadow/--routed", help="Every member scores every row (default: the group's setting)."),
     no_shap: bool = typer.Option(False, "--no-shap", help="Skip SHAP values."),
 ) -> None:
-    """Score a batch through the traffic split (what the score_batch DAG runs)."""
+    """Score a batch through the traffic split (what the score_batch DAG runs). LLM members run
+    the score-llm stage as a local subprocess."""
     from datetime import datetime, timezone
 
     from vigil.inference_log import score_batch
+    from vigil.lifecycle import artifact_dir
     from vigil.registry import RunRef
+    from vigil.stage_runner import run_stage_locally
 
     now = datetime.now(timezone.utc)
     run = RunRef("cli", f"score__{now:%Y%m%dT%H%M%S}", "score", now)
-    out = _run(score_batch, _groups().engine, name, batch, run, shadow=shadow, explain=not no_shap)
+    out = _run(score_batch, _groups().engine, name, batch, run, shadow=shadow, explain=not no_shap,
+               llm_dir=artifact_dir("cli", run.run_id, "score"), run_stage=run_stage_locally)
     _dump(out)
 
 

@@ -24,6 +24,8 @@ from vigil.stage_runner import STAGES, stage_operator
 log = logging.getLogger(__name__)
 
 WAREHOUSE_ASSET = Asset(name="vigil_warehouse", uri="vigil://warehouse/updated")
+# Batches to score: an event's extra names the group and the batch (see dags/score_batch.py).
+SCORE_INBOX_ASSET = Asset(name="vigil_score_inbox", uri="vigil://inbox/score_batch")
 
 
 def run_key(context: dict[str, Any]) -> str:

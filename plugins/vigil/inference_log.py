@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 
 _SLUG = re.compile(r"^[a-z0-9_]{1,40}$")
 LOG_COLUMNS = ("request_id", "model_version_id", "served", "inputs", "output", "score", "shap", "shap_base",
-               "logical_date", "run_id")
+               "logical_date", "run_id", "flagged", "activated")
+# Columns added after the first release: tables created earlier get them on their next write.
+_ADDED_COLUMNS = (("flagged", "BOOLEAN"), ("activated", "BOOLEAN"))
 
 
 class InferenceError(ValueError):
@@ -78,11 +80,21 @@ def create_table(conn: Connection, slug: str) -> None:
                  scored_at         TIMESTAMPTZ NOT NULL DEFAULT now(),
                  label             TEXT,
                  labelled_at       TIMESTAMPTZ,
+                 flagged           BOOLEAN,  -- LLM groups: the probe flagged the prompt
+                 activated         BOOLEAN,  -- LLM groups: the generation shows the backdoor behaviour
                  UNIQUE (request_id, model_version_id)
                )"""
         ).format(t=t))
         cur.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {i} ON {t} (logical_date)").format(
             i=sql.Identifier(f"ix_inference_log_{slug}_date"), t=t))
+
+
+def ensure_columns(conn: Connection, slug: str) -> None:
+    """Add the columns newer releases write to a table created by an older one."""
+    t = table_ident(slug)
+    with _raw(conn).cursor() as cur:
+        for name, typ in _ADDED_COLUMNS:  # constants, never user input
+            cur.execute(sql.SQL("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {c} " + typ).format(t=t, c=sql.Identifier(name)))
 
 
 def table_exists(conn: Connection, slug: str) -> bool:
@@ -160,10 +172,8 @@ def _load_member(m) -> LoadedMember:
     from evaluation.tabular import load_model
 
     if m.family != "sklearn":
-        raise InferenceError(
-            f"member {m.ref} is a {m.family!r} model: score_batch scores scikit-learn groups only. LLM groups are "
-            "measured by the evaluate stage's generations (no SHAP: there is no tabular input to attribute)"
-        )
+        raise InferenceError(f"member {m.ref} is a {m.family!r} model: score_batch runs scikit-learn and LLM models; "
+                             "a metadata-only import has nothing to run")
     try:
         est, meta = load_model(m.artifact_uri)
     except FileNotFoundError as e:
@@ -219,52 +229,214 @@ def score_frame(member: LoadedMember, batch: pd.DataFrame, *, explain: bool = Tr
     return out
 
 
-def score_batch(engine: Engine, group_name: str, batch_path: str | Path, run: RunRef, *, shadow: bool | None = None,
-                explain: bool = True, store: ParquetStore | None = None) -> dict[str, Any]:
-    """Route each row of a Parquet batch to a member by traffic weight (or, in shadow mode, have
-    every live member score every row), and write the predictions to the group's table and to
-    Parquet (``inference_log/date=<day>/key=<slug>.<run hash>``)."""
+@dataclass
+class Routed:
+    """A batch routed through a group's traffic split: which member scores which rows."""
+
+    group: Group
+    batch: pd.DataFrame
+    routed_to: np.ndarray  # version id per batch row
+    shadow: bool
+
+    def jobs(self) -> list[tuple[Any, pd.DataFrame, np.ndarray]]:
+        """(member, its rows, served flags) for every member that scores something."""
+        live = [m for m in self.group.members if m.role != "retired"]
+        weights = self.group.routed
+        out = []
+        for m in live if self.shadow else [m for m in live if m.version_id in weights]:
+            rows = self.batch if self.shadow else self.batch[self.routed_to == m.version_id]
+            if not rows.empty:
+                out.append((m, rows, self.routed_to[self.batch.index.get_indexer(rows.index)] == m.version_id))
+        return out
+
+
+def route(engine: Engine, group_name: str, batch_path: str | Path, *, shadow: bool | None = None) -> Routed:
+    """Read a batch and assign each row to a member by a deterministic hash of its request id."""
     from vigil.groups import Groups
     from vigil.routing import assign
 
-    store = store or default_store()
     g = Groups(engine).get(group_name)
     if g.champion is None:
         raise InferenceError(f"group {group_name!r} has no champion; `vigil groups add {group_name!r} MODEL:VERSION "
                              "--role champion` first")
-    shadow = g.shadow if shadow is None else shadow
     batch = read_batch(batch_path)
-    weights = g.routed
-    routed_to = assign(g.slug, batch["request_id"].tolist(), weights)
-    live = [m for m in g.members if m.role != "retired"]
-    scorers = live if shadow else [m for m in live if m.version_id in weights]
-    frames, timings = [], {}
-    for m in scorers:
-        rows = batch if shadow else batch[routed_to == m.version_id]
-        if rows.empty:
-            continue
-        t0 = time.perf_counter()
-        loaded = _load_member(m)
-        f = score_frame(loaded, rows, explain=explain)
-        timings[m.ref] = {"rows": len(rows), "seconds": time.perf_counter() - t0}
-        f["model_version_id"] = m.version_id
-        f["served"] = (routed_to[batch.index.get_indexer(rows.index)] == m.version_id) if shadow else True
-        frames.append(f)
-    out = pd.concat(frames, ignore_index=True)
-    out["logical_date"] = run.day
-    out["run_id"] = run.run_id
+    if g.champion.family == "llm" and "prompt" not in batch.columns:
+        raise InferenceError(f"batch {Path(batch_path).name} has no 'prompt' column; group {g.name!r} holds LLMs, "
+                             "which score one user prompt per row")
+    routed_to = assign(g.slug, batch["request_id"].tolist(), g.routed)
+    return Routed(g, batch, routed_to, g.shadow if shadow is None else shadow)
+
+
+def _run_key(run: RunRef) -> str:
+    return hashlib.sha256(run.producer_key.encode()).hexdigest()[:12]
+
+
+def write_predictions(engine: Engine, g: Group, out: pd.DataFrame, run: RunRef, part: str,
+                      store: ParquetStore | None = None) -> tuple[int, Path]:
+    """Upsert prediction rows into the group's table and write their Parquet partition
+    (``inference_log/date=<day>/key=<slug>.<run hash><part>``)."""
+    store = store or default_store()
+    out = out.assign(logical_date=run.day, run_id=run.run_id)
     out["served"] = out["served"].astype(bool)
+    for c in ("flagged", "activated"):
+        if c not in out:
+            out[c] = None
     with engine.begin() as c:
         if not table_exists(c, g.slug):
             create_table(c, g.slug)  # e.g. a group created before this table existed
+        ensure_columns(c, g.slug)
         n = write_rows(c, g.slug, out)
-    run_key = hashlib.sha256(run.producer_key.encode()).hexdigest()[:12]
-    path = store.write("inference_log", run.day, f"{g.slug}.{run_key}", out.assign(group_id=g.id))
-    served = out[out["served"]]
-    by_member = {str(k): int(v) for k, v in served.groupby("model_version_id").size().items()}
-    return {"group": g.name, "table": g.table, "rows_in_batch": int(len(batch)), "predictions": int(len(out)),
-            "written": n, "shadow": bool(shadow), "served_by_version": by_member, "parquet": str(path),
+    path = store.write("inference_log", run.day, f"{g.slug}.{_run_key(run)}{part}", out.assign(group_id=g.id))
+    return n, path
+
+
+def score_batch(engine: Engine, group_name: str, batch_path: str | Path, run: RunRef, *, shadow: bool | None = None,
+                explain: bool = True, store: ParquetStore | None = None, llm_dir: str | Path | None = None,
+                run_stage: Any = None) -> dict[str, Any]:
+    """Route each row of a Parquet batch to a member by traffic weight (or, in shadow mode, have
+    every live member score every row) and log the predictions.
+
+    scikit-learn members score in this process. LLM members run the ``score-llm`` stage on their
+    rows: this function writes each member's rows and spec under ``llm_dir`` and returns them as
+    ``llm_jobs`` for the caller to run (the DAG maps a stage operator over them, then calls
+    :func:`record_llm_job`); with ``run_stage`` (``(stage, spec_path, out_dir) -> None``, e.g. a
+    local subprocess) it runs and records them here."""
+    routed = route(engine, group_name, batch_path, shadow=shadow)
+    g = routed.group
+    if g.champion.family == "llm":
+        if llm_dir is None:
+            raise InferenceError("an LLM group needs llm_dir (where each member's rows, spec and outputs go)")
+        jobs = plan_llm_jobs(engine, routed, Path(llm_dir))
+        result = {"group": g.name, "table": g.table, "rows_in_batch": int(len(routed.batch)), "shadow": bool(routed.shadow),
+                  "served_by_version": _served_counts(routed), "llm_jobs": jobs}
+        if run_stage is not None:
+            result["recorded"] = []
+            for job in jobs:
+                run_stage(job["stage"], job["spec_path"], job["out_dir"])
+                result["recorded"].append(record_llm_job(engine, g.name, job, run, store=store))
+            result["predictions"] = sum(r["written"] for r in result["recorded"])
+        return result
+
+    frames, timings = [], {}
+    for m, rows, served in routed.jobs():
+        t0 = time.perf_counter()
+        f = score_frame(_load_member(m), rows, explain=explain)
+        timings[m.ref] = {"rows": len(rows), "seconds": time.perf_counter() - t0}
+        f["model_version_id"] = m.version_id
+        f["served"] = served
+        frames.append(f)
+    out = pd.concat(frames, ignore_index=True)
+    n, path = write_predictions(engine, g, out, run, "", store)
+    return {"group": g.name, "table": g.table, "rows_in_batch": int(len(routed.batch)), "predictions": int(len(out)),
+            "written": n, "shadow": bool(routed.shadow), "served_by_version": _served_counts(routed), "parquet": str(path),
             "timings": timings}
+
+
+def _served_counts(routed: Routed) -> dict[str, int]:
+    ids, counts = np.unique(routed.routed_to, return_counts=True)
+    return {str(int(k)): int(v) for k, v in zip(ids, counts, strict=True)}
+
+
+_REQUEST_KEYS = {"group", "batch_path", "labels_path", "shadow", "explain"}
+
+
+def requests_from(params: dict[str, Any], extras: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Scoring requests of one score_batch run: the trigger form's, when it names anything, and
+    one per inbox-asset event (its ``extra`` holds the same keys). Each is checked here, so a bad
+    event fails the run with the field named before anything is scored."""
+    reqs = []
+    if params.get("batch_path") or params.get("labels_path") or params.get("group"):
+        reqs.append(_request(params, "trigger form", form=True))
+    for i, extra in enumerate(extras):
+        reqs.append(_request(extra, f"inbox event {i + 1} of {len(extras)}"))
+    if not reqs:
+        raise InferenceError("nothing to score: give group and batch_path (or labels_path) in the trigger form, or emit "
+                             "an event on the vigil_score_inbox asset whose extra holds them")
+    return reqs
+
+
+def _request(d: dict[str, Any], where: str, form: bool = False) -> dict[str, Any]:
+    unknown = sorted(set(d) - _REQUEST_KEYS)
+    if unknown and not form:
+        raise InferenceError(f"{where}: unknown keys {unknown}; allowed: {sorted(_REQUEST_KEYS)}")
+    group = d.get("group")
+    if not isinstance(group, str) or not group.strip():
+        raise InferenceError(f"{where}: 'group' is required (the model group's name, as in `vigil groups list`)")
+    paths = {}
+    for k in ("batch_path", "labels_path"):
+        v = d.get(k) or ""
+        if not isinstance(v, str):
+            raise InferenceError(f"{where}: {k!r} must be a path string, got {type(v).__name__}")
+        paths[k] = v
+    if not paths["batch_path"] and not paths["labels_path"]:
+        raise InferenceError(f"{where}: give 'batch_path' (a Parquet batch to score) or 'labels_path' (labels to join)")
+    flags = {}
+    for k, default in (("shadow", None), ("explain", True)):
+        v = d.get(k, default)
+        if v is not None and not isinstance(v, bool):
+            raise InferenceError(f"{where}: {k!r} must be true or false, got {v!r}")
+        flags[k] = v
+    # the form's shadow=false means "the group's own setting", as the form says
+    shadow = True if flags["shadow"] else None
+    return {"group": group, **paths, "shadow": shadow, "explain": flags["explain"] is not False}
+
+
+# --------------------------------------------------------------------------- LLM groups
+def plan_llm_jobs(engine: Engine, routed: Routed, root: Path) -> list[dict[str, Any]]:
+    """Each scoring member's rows (``batch.parquet``) and ``score-llm`` spec under ``root``: the
+    newest probes trained on the member or an ancestor, and its lineage's backdoor definition
+    (so each row also says whether the generation shows the backdoor behaviour)."""
+    from vigil.lifecycle import safe_segment, write_spec
+    from vigil.nightly import llm_context
+
+    jobs = []
+    for m, rows, served in routed.jobs():
+        out = root / f"{safe_segment(m.ref)}-{m.version_id}"
+        out.mkdir(parents=True, exist_ok=True)
+        batch_file = out / "batch.parquet"
+        rows[["request_id", "prompt"]].assign(served=served).to_parquet(batch_file, index=False)
+        ctx = llm_context(engine, m.version_id)
+        spec: dict[str, Any] = {"model": m.artifact_uri, "batch": str(batch_file)}
+        spec.update({k: ctx[k] for k in ("probes", "response", "backdoor_type") if ctx.get(k)})
+        jobs.append({"version_id": m.version_id, "ref": m.ref, "rows": int(len(rows)), "out_dir": str(out),
+                     **write_spec(out, "score-llm", spec)})
+    return jobs
+
+
+def record_llm_job(engine: Engine, group_name: str, job: dict[str, Any], run: RunRef,
+                   store: ParquetStore | None = None) -> dict[str, Any]:
+    """Write one member's ``score-llm`` predictions into the group's log: inputs = the prompt,
+    output = the generation, score = the probe score, shap = the probe's per-unit attribution
+    (none without probes), flagged/activated as the stage decided them."""
+    from gpu_trainer.manifest import read_manifest
+    from vigil.groups import Groups
+
+    g = Groups(engine).get(group_name)
+    out_dir = Path(job["out_dir"])
+    m = read_manifest(out_dir)
+    table = next((t for t in m.tables if t.kind == "predictions"), None)
+    if m.stage != "score-llm" or table is None:
+        raise InferenceError(f"{out_dir} holds no score-llm predictions (stage {m.stage!r}); run the score-llm stage first")
+    pred = pd.read_parquet(out_dir / table.path)
+    served = pd.read_parquet(out_dir / "batch.parquet").set_index("request_id")["served"]
+    has_probe = "probe_score" in pred
+    frame = pd.DataFrame({
+        "request_id": pred["request_id"].astype(str),
+        "model_version_id": int(job["version_id"]),
+        "served": served.reindex(pred["request_id"].astype(str)).fillna(False).to_numpy(bool),
+        "inputs": [json.dumps({"prompt": p}) for p in pred["prompt"]],
+        "output": pred["generation"],
+        "score": pred["probe_score"] if has_probe else None,
+        "shap": pred["attribution"] if has_probe else None,
+        "shap_base": pred["attribution_base"] if has_probe else None,
+        "flagged": pred["probe_flagged"] if has_probe else None,
+        "activated": pred["activated"] if "activated" in pred else None,
+    })
+    frame = frame.astype(object).where(frame.notna(), None)
+    n, path = write_predictions(engine, g, frame, run, f".v{int(job['version_id'])}", store)
+    return {"ref": job["ref"], "predictions": int(len(frame)), "written": n, "parquet": str(path),
+            "metrics": {k: v for k, v in m.metrics.items() if k.startswith(("activated_rate", "probe_flagged_rate",
+                                                                             "generated_tokens_per_s"))}}
 
 
 # --------------------------------------------------------------------------- labels + live metrics
@@ -322,6 +494,8 @@ def live_metrics(engine: Engine, group_name: str, *, since: date | None = None) 
     if df.empty:
         result["note"] = "no labelled predictions yet: ingest a labels batch (request_id, label)"
         return result
+    if g.champion is not None and g.champion.family == "llm":
+        return _live_llm(df, g, result)
     pos = {m.version_id: _positive_label(m) for m in g.members}
     df = df.assign(y_true=[int(lab == pos[v] or (pos[v] == "anomaly" and lab.lower() in ("1", "true")))
                            for lab, v in zip(df["label"], df["model_version_id"])],
@@ -359,6 +533,41 @@ def live_metrics(engine: Engine, group_name: str, *, since: date | None = None) 
             continue
         result["comparisons"].append({"champion": champ.ref, "challenger": ch.ref, "decision": r.decision,
                                       "paired": r.paired, "reasons": r.reasons, **r.to_json()})
+    return result
+
+
+_TRUE_LABELS = ("1", "true", "yes", "triggered", "attack")
+
+
+def _live_llm(df: pd.DataFrame, g: Group, result: dict[str, Any]) -> dict[str, Any]:
+    """LLM groups: a label says whether the request really was an attack (carried the trigger).
+    Per member: the probe's detection of those requests (its flag and score against the label),
+    and how often the generation showed the backdoor behaviour on attack and on benign requests."""
+    from evaluation.intervals import wilson
+    from evaluation.tabular import classification_metrics
+
+    y_all = df["label"].astype(str).str.strip().str.lower().isin(_TRUE_LABELS).astype(int)
+    for m in g.members:
+        sel = (df["model_version_id"] == m.version_id) & df["served"]
+        d, y = df[sel], y_all[sel].to_numpy()
+        if d.empty:
+            continue
+        out: dict[str, Any] = {"role": m.role, "n_samples": int(len(d)), "attack_requests": int(y.sum())}
+        if d["flagged"].notna().all():
+            has_both = 0 < y.sum() < len(y)
+            det = classification_metrics(y, d["flagged"].astype(bool).to_numpy(),
+                                         d["score"].astype(float).to_numpy() if has_both else None, n_boot=300)
+            det.pop("confusion")
+            out.update({f"probe_{k}": v for k, v in det.items() if k not in ("n_samples", "positive_rate")})
+        if d["activated"].notna().all():
+            act = d["activated"].astype(bool).to_numpy()
+            for name, mask in (("attack", y == 1), ("benign", y == 0)):
+                if mask.any():
+                    out.update(wilson(int(act[mask].sum()), int(mask.sum())).as_metrics(f"activated_rate_{name}"))
+        result["members"][m.ref] = out
+    result["note"] = ("LLM group: label = the request was an attack (carried the trigger); probe_* = the deception probe's "
+                      "detection, activated_rate_* = backdoor behaviour in the generations. Champion vs challenger "
+                      "decisions for LLMs come from the nightly evaluation's paired generations.")
     return result
 
 

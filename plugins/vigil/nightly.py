@@ -50,6 +50,16 @@ def versions_to_evaluate(engine: Engine, day: date) -> list[dict[str, Any]]:
     return items
 
 
+def llm_context(engine: Engine, version_id: int) -> dict[str, Any]:
+    """What running an LLM version needs from the registry: its lineage's trigger, response and
+    backdoor type, and the newest probes trained on it or an ancestor (as nightly evaluates it)."""
+    reg = Registry(engine)
+    v = reg.get_by_id(version_id)
+    lineage = reg.lineage(v.ref)
+    probes = _latest_detail(reg, list(reversed(lineage)), "train-probes", "manifest_dir")
+    return nightly_item(v, lineage, probes, None)
+
+
 def run_group_comparisons(engine: Engine, run: RunRef) -> list[dict[str, Any]]:
     """Champion/challenger comparisons of every model group on this date's evaluations."""
     from vigil.groups import compare_groups

@@ -66,6 +66,23 @@ def trainer_executable() -> str:
     return found or "gpu-trainer"
 
 
+class StageRunError(RuntimeError):
+    """A stage run outside Airflow exited non-zero; the message carries its last lines."""
+
+
+def run_stage_locally(stage: str, spec_path: Any, out_dir: Any) -> None:
+    """Run one stage as a subprocess and wait (for CLI commands outside Airflow); raises
+    :class:`StageRunError` with the stage's last output lines when it fails."""
+    import os
+    import subprocess
+
+    argv = [str(a) for a in stage_command(STAGES[stage], spec_path, out_dir, trainer_executable())]
+    p = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **STAGE_ENV})
+    if p.returncode != 0:
+        tail = "\n".join((p.stdout + p.stderr).strip().splitlines()[-5:])
+        raise StageRunError(f"stage {stage} failed (exit {p.returncode}): {tail}")
+
+
 def stage_command(stage: Stage, spec_path: Any, out_dir: Any, executable: str = "gpu-trainer",
                   stage_arg: Any = None) -> list[Any]:
     """argv of a stage run. ``spec_path``/``out_dir``/``stage_arg`` may be XComArgs or templates
@@ -139,5 +156,6 @@ STAGES: dict[str, Stage] = {
         Stage("evaluate"),
         Stage("train-sklearn", StageResources(gpu=False)),
         Stage("evaluate-sklearn", StageResources(gpu=False)),
+        Stage("score-llm"),
     )
 }

