@@ -338,6 +338,7 @@ def _served_counts(routed: Routed) -> dict[str, int]:
 
 
 _REQUEST_KEYS = {"group", "batch_path", "labels_path", "shadow", "explain"}
+_AIRFLOW_EXTRA_KEYS = {"from_rest_api"}  # Airflow adds it to events posted over REST
 
 
 def requests_from(params: dict[str, Any], extras: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -356,7 +357,7 @@ def requests_from(params: dict[str, Any], extras: list[dict[str, Any]]) -> list[
 
 
 def _request(d: dict[str, Any], where: str, form: bool = False) -> dict[str, Any]:
-    unknown = sorted(set(d) - _REQUEST_KEYS)
+    unknown = sorted(set(d) - _REQUEST_KEYS - _AIRFLOW_EXTRA_KEYS)
     if unknown and not form:
         raise InferenceError(f"{where}: unknown keys {unknown}; allowed: {sorted(_REQUEST_KEYS)}")
     group = d.get("group")

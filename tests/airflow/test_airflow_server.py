@@ -79,6 +79,27 @@ def test_vigil_airflow_serves_refuses_bad_form_values_and_stops_on_ctrl_c(airflo
             return states == ["success", "success"]
 
         _wait(backfill_done, 300, "the back-filled nightly runs")
+
+        # The score inbox: an event on the asset starts score_batch, which reads the event's extra.
+        # The group does not exist in this empty warehouse, so scoring must stop with that error.
+        assets = httpx.get(f"{base}/api/v2/assets", headers=h, params={"name_pattern": "vigil_score_inbox"}, timeout=10)
+        (inbox,) = assets.json()["assets"]
+        ev = httpx.post(f"{base}/api/v2/assets/events", headers=h, timeout=10, json={
+            "asset_id": inbox["id"], "extra": {"group": "inbox group", "batch_path": "/no/such/batch.parquet"}})
+        assert ev.status_code in (200, 201), ev.text
+
+        def inbox_run():
+            runs = httpx.get(f"{base}/api/v2/dags/score_batch/dagRuns", headers=h, timeout=10).json()["dag_runs"]
+            done = [r for r in runs if r["run_type"] == "asset_triggered" and r["state"] in ("success", "failed")]
+            return done[0] if done else None
+
+        run = _wait(inbox_run, 180, "the asset-triggered score_batch run")
+        ti = f"{base}/api/v2/dags/score_batch/dagRuns/{run['dag_run_id']}/taskInstances"
+        xcom = httpx.get(f"{ti}/requests/xcomEntries/return_value", headers=h, timeout=10,
+                         params={"deserialize": True}).json()
+        assert xcom.get("value") == [{"group": "inbox group", "batch_path": "/no/such/batch.parquet", "labels_path": "",
+                         "shadow": None, "explain": True}], xcom
+        assert httpx.get(f"{ti}/score", headers=h, timeout=10).json()["state"] == "failed"
     finally:
         proc.send_signal(signal.SIGINT)
         try:
