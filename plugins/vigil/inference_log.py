@@ -542,14 +542,16 @@ _TRUE_LABELS = ("1", "true", "yes", "triggered", "attack")
 
 def _live_llm(df: pd.DataFrame, g: Group, result: dict[str, Any]) -> dict[str, Any]:
     """LLM groups: a label says whether the request really was an attack (carried the trigger).
-    Per member: the probe's detection of those requests (its flag and score against the label),
+    Per member (served and shadow predictions): the probe's detection of those requests (its flag and score against the label),
     and how often the generation showed the backdoor behaviour on attack and on benign requests."""
     from evaluation.intervals import wilson
     from evaluation.tabular import classification_metrics
 
     y_all = df["label"].astype(str).str.strip().str.lower().isin(_TRUE_LABELS).astype(int)
     for m in g.members:
-        sel = (df["model_version_id"] == m.version_id) & df["served"]
+        # every labelled prediction the member made, served or shadow: a shadow challenger is
+        # judged on the same traffic as the champion it may replace
+        sel = df["model_version_id"] == m.version_id
         d, y = df[sel], y_all[sel].to_numpy()
         if d.empty:
             continue

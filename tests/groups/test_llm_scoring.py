@@ -92,3 +92,11 @@ def test_llm_group_batch_is_routed_generated_probed_and_labelled(engine, llm_gro
     assert champ["attack_requests"] + (champ["n_samples"] - champ["attack_requests"]) == champ["n_samples"]
     assert {"probe_accuracy", "probe_recall", "activated_rate_attack", "activated_rate_attack_ci_low"} <= set(champ)
     assert champ["activated_rate_attack"] > champ.get("activated_rate_benign", 0.0)
+    # the group page shows the same live figures
+    from site_builder.publish import build_site
+
+    result = build_site(engine, vigil_env / "site", pdf=False, parquet_dir=store.root)
+    html = "".join(p.read_text() for p in (result.index_html.parent / "groups").glob("*.html"))
+    assert "Backdoor behaviour on attacks" in html
+    a = champ["activated_rate_attack"]
+    assert f"{a:.3f} [{champ['activated_rate_attack_ci_low']:.3f}, {champ['activated_rate_attack_ci_high']:.3f}]" in html
