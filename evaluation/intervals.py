@@ -97,6 +97,30 @@ def bootstrap(
     return Estimate(point, float(lo), float(hi), n, level)
 
 
+def auc_score_interval(auc: float, n_pos: int, n_neg: int, level: float = 0.95) -> Estimate:
+    """Score-type interval for an AUC (Newcombe 2006, "Confidence intervals for an effect size
+    measure based on the Mann-Whitney statistic. Part 2", method 5): the Hanley-McNeil variance
+    with N* = (m + n)/2 - 1, inverted like Wilson's interval. Unlike a percentile bootstrap it
+    does not collapse to a point at perfect separation (AUC 0 or 1)."""
+    m, n = int(n_pos), int(n_neg)
+    if m < 1 or n < 1:
+        return Estimate(float(auc), 0.0, 1.0, m + n, level)
+    z2 = float(stats.norm.ppf(0.5 + level / 2)) ** 2
+    k = (m + n) / 2 - 2  # N* - 1
+
+    def gap(t: float) -> float:
+        var = t * (1 - t) / (m * n) * (1 + k * (1 - t) / (2 - t) + k * t / (1 + t))
+        return (auc - t) ** 2 - z2 * var
+
+    from scipy.optimize import brentq
+
+    # at AUC 1 (0) the variance vanishes too, so t = 1 (0) is a root as well: step off it
+    inner_lo, inner_hi = min(auc, 1 - 1e-12), max(auc, 1e-12)
+    low = 0.0 if auc <= 0 or gap(0.0) <= 0 else brentq(gap, 0.0, inner_lo)
+    high = 1.0 if auc >= 1 or gap(1.0) <= 0 else brentq(gap, inner_hi, 1.0)
+    return Estimate(float(auc), float(low), float(high), m + n, level)
+
+
 def mean_interval(values: Sequence[float] | np.ndarray, level: float = 0.95) -> Estimate:
     """Student-t interval for a mean (continuous scores such as per-sample loss)."""
     x = np.asarray(values, dtype=float)

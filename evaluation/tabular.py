@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.comparison import fast_ap, fast_auc
-from evaluation.intervals import Estimate, bootstrap, wilson
+from evaluation.intervals import Estimate, auc_score_interval, bootstrap, wilson
 
 MODEL_FILE = "model.joblib"
 META_FILE = "meta.json"
@@ -223,7 +223,10 @@ def classification_metrics(y: np.ndarray, y_pred: np.ndarray, score: np.ndarray 
     m.update(_as_metrics("f1", bootstrap(f1, y, p, n_boot=n_boot, seed=seed)))
     if score is not None and 0 < y.sum() < len(y):
         s = np.asarray(score, float)
-        m.update(_as_metrics("roc_auc", bootstrap(fast_auc, y, s, n_boot=n_boot, seed=seed)))
+        auc = bootstrap(fast_auc, y, s, n_boot=n_boot, seed=seed)
+        if auc.low == auc.high:  # perfect separation: every resample gives the same AUC
+            auc = auc_score_interval(auc.value, int(y.sum()), int(len(y) - y.sum()))
+        m.update(_as_metrics("roc_auc", auc))
         m.update(_as_metrics("average_precision", bootstrap(fast_ap, y, s, n_boot=n_boot, seed=seed)))
     m["n_samples"] = len(y)
     m["positive_rate"] = float(y.mean()) if len(y) else None

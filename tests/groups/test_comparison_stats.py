@@ -113,3 +113,25 @@ def test_misaligned_rows_are_refused():
         compare_paired(np.array([0, 1, 1]), Outputs(np.array([0, 1])), Outputs(np.array([0, 1, 1])), Policy("accuracy"))
     with pytest.raises(ComparisonError, match="needs a per-sample 'score'"):
         compare_paired(np.array([0, 1]), Outputs(np.array([0, 1])), Outputs(np.array([0, 1])), Policy("roc_auc"))
+
+
+def test_auc_interval_does_not_collapse_at_perfect_separation():
+    """A percentile bootstrap of a perfectly separating score gives [1, 1]; the score-type
+    interval used instead keeps the uncertainty of a small sample, and agrees with the bootstrap
+    in the interior."""
+    from evaluation.intervals import auc_score_interval, bootstrap
+    from evaluation.tabular import classification_metrics, fast_auc
+
+    y = np.r_[np.ones(30), np.zeros(40)].astype(int)
+    perfect = np.r_[np.linspace(0.6, 1, 30), np.linspace(0, 0.5, 40)]
+    assert bootstrap(fast_auc, y, perfect, n_boot=300).low == 1.0  # what the bootstrap alone says
+    m = classification_metrics(y, perfect > 0.55, perfect, n_boot=300)
+    assert m["roc_auc"] == 1.0 and 0.9 < m["roc_auc_ci_low"] < 0.99 and m["roc_auc_ci_high"] == 1.0
+    # fewer samples, wider interval; the interval is monotone in n
+    assert auc_score_interval(1.0, 5, 5).low < auc_score_interval(1.0, 30, 40).low
+    # interior: close to a bootstrap of a noisy score
+    rng = np.random.default_rng(0)
+    noisy = y + rng.normal(0, 0.9, len(y))
+    boot = bootstrap(fast_auc, y, noisy, n_boot=2000)
+    score = auc_score_interval(boot.value, 30, 40)
+    assert abs(score.low - boot.low) < 0.05 and abs(score.high - boot.high) < 0.05, (score, boot)
