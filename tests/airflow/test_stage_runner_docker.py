@@ -62,7 +62,7 @@ def _run(op, api):
     return op.execute(context={})
 
 
-@pytest.mark.parametrize("stage", [pytest.param(s, id=s) for s in ("train-backdoor", "train-probes", "evaluate")])
+@pytest.mark.parametrize("stage", [pytest.param(s, id=s) for s in ("train-backdoor", "train-probes", "evaluate", "score-llm")])
 def test_docker_runner_sends_image_command_gpus_mounts(docker_settings, stage):
     store = str(docker_settings.artifacts_dir)
     op = stage_operator(STAGES[stage], spec_path=f"{store}/r/spec.json", out_dir=f"{store}/r", task_id="run")
