@@ -52,7 +52,7 @@ def import_model():
     @task(retries=0, outlets=[WAREHOUSE_ASSET])
     def import_path(**context) -> dict:
         """Plan (every check), then copy into the artifact store and register one version."""
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         from vigil.importer import ImportRefused, import_path as run_import
         from vigil.registry import Registry
