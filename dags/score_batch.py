@@ -80,8 +80,10 @@ def score_batch():
         for i, r in enumerate(reqs):
             if not r["batch_path"]:
                 continue
-            out = run_scoring(ready_engine(), r["group"], r["batch_path"], run_ref(context), shadow=r["shadow"],
-                              explain=r["explain"], llm_dir=artifact_dir("score_batch", run_key(context), f"score-llm/{i}"))
+            # one producer key per request: two inbox events in one run must not share a Parquet partition
+            out = run_scoring(ready_engine(), r["group"], r["batch_path"], run_ref(context, f"score.{i}"),
+                              shadow=r["shadow"], explain=r["explain"],
+                              llm_dir=artifact_dir("score_batch", run_key(context), f"score-llm/{i}"))
             out.pop("timings", None)
             jobs += [dict(j, group=r["group"]) for j in out.pop("llm_jobs", [])]
             logging.getLogger(__name__).info("scored: %s", json.dumps(out, default=str))
