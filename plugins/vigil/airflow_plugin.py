@@ -10,10 +10,14 @@ Airflow 3 replaced Flask-AppBuilder views with two extension points, both used h
 
 The directory is resolved per request: the site builder swaps ``public/`` atomically, and a site
 built after the API server started is served without a restart. Nothing is read at import time.
+
+Every request needs an Airflow login: the JWT the UI keeps in its ``_token`` cookie (so the nav
+entry and its frame just work) or an ``Authorization: Bearer`` token, validated by Airflow's own
+auth manager. Without one the answer is 401 and a link to the login page.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI resolves the dependency's `Request`
+# annotation at runtime, and Request is imported inside create_reports_app.
 from airflow.plugins_manager import AirflowPlugin
 
 URL_PREFIX = "/vigil-reports"
@@ -23,10 +27,26 @@ def create_reports_app():
     """The FastAPI app serving the built site, or a page that says how to build it."""
     from pathlib import Path
 
-    from fastapi import FastAPI
+    from fastapi import Depends, FastAPI, HTTPException, Request
     from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
-    app = FastAPI(title="Vigil reports", docs_url=None, redoc_url=None, openapi_url=None)
+    async def require_login(request: Request) -> None:
+        # imported per request: plugins load in every Airflow process, the API server code only here
+        from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+        from airflow.api_fastapi.core_api.security import resolve_user_from_token
+
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN)
+        await resolve_user_from_token(token)  # 401 without a token, 403 for a bad one
+
+    app = FastAPI(title="Vigil reports", docs_url=None, redoc_url=None, openapi_url=None,
+                  dependencies=[Depends(require_login)])
+
+    @app.exception_handler(HTTPException)
+    async def login_page(request: Request, exc: HTTPException):
+        return HTMLResponse(f"<h1>Log in to Airflow to read the reports</h1><p>{exc.status_code}: {exc.detail}. "
+                            '<a href="/">Open the Airflow UI</a>, log in, then use its Reports entry.</p>',
+                            status_code=exc.status_code)
 
     def public_dir() -> Path:
         from vigil.settings import get_settings

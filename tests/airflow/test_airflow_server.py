@@ -63,8 +63,14 @@ def test_vigil_airflow_serves_refuses_bad_form_values_and_stops_on_ctrl_c(airflo
 
         plugins = httpx.get(f"{base}/api/v2/plugins", headers=h, timeout=10).json()["plugins"]
         assert "vigil_reports" in [p["name"] for p in plugins]
-        reports = httpx.get(f"{base}/vigil-reports/index.html", timeout=10)
-        assert reports.status_code == 404 and "vigil site build" in reports.text  # no site built in this test
+        anonymous = httpx.get(f"{base}/vigil-reports/index.html", timeout=10)
+        assert anonymous.status_code == 401 and "Log in to Airflow" in anonymous.text
+        forged = httpx.get(f"{base}/vigil-reports/index.html", headers={"Authorization": "Bearer not-a-jwt"}, timeout=10)
+        assert forged.status_code == 403
+        reports = httpx.get(f"{base}/vigil-reports/index.html", headers=h, timeout=10)
+        assert reports.status_code == 404 and "vigil site build" in reports.text  # logged in; no site built in this test
+        by_cookie = httpx.get(f"{base}/vigil-reports/index.html", cookies={"_token": token}, timeout=10)
+        assert by_cookie.status_code == 404 and "vigil site build" in by_cookie.text  # how the UI's frame calls it
 
         # A back-fill of two nights on an empty warehouse: the scheduler must really run the tasks.
         bf = httpx.post(f"{base}/api/v2/backfills", headers=h, timeout=30, json={
