@@ -83,9 +83,11 @@ def test_cli_builds_and_reports_bad_settings(engine, vigil_env, monkeypatch):
     assert res.exit_code == 1 and "vigil site build" in res.output
 
 
-def test_airflow_plugin_serves_the_site_and_nothing_outside_it(engine, vigil_env):
+def test_airflow_plugin_serves_the_site_and_nothing_outside_it(engine, vigil_env, airflow_db):
     import importlib.util
 
+    from airflow.api_fastapi.app import create_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
@@ -98,7 +100,11 @@ def test_airflow_plugin_serves_the_site_and_nothing_outside_it(engine, vigil_env
     assert plugin.external_views[0]["name"] == "Reports" and plugin.external_views[0]["href"].startswith(mod.URL_PREFIX)
     root = FastAPI()
     root.mount(plugin.fastapi_apps[0]["url_prefix"], plugin.fastapi_apps[0]["app"])
-    client = TestClient(root)
+    anonymous = TestClient(root)
+    assert anonymous.get(f"{mod.URL_PREFIX}/index.html").status_code == 401
+    # a real token from Airflow's own auth manager (the one the API server validates with)
+    token = create_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+    client = TestClient(root, headers={"Authorization": f"Bearer {token}"})
     assert "No report site yet" in client.get(f"{mod.URL_PREFIX}/index.html").text
     build_site(engine, vigil_env / "site", pdf=False)
     r = client.get(f"{mod.URL_PREFIX}/index.html")
