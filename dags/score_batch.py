@@ -93,6 +93,8 @@ def score_batch():
     def score_llm(job: dict):
         @task(task_id="prepare")
         def prepare(job: dict) -> dict:
+            # the job as a task output, so the stage operator below templates its keys from XCom
+            # (prepared["spec_path"]), the same wiring as nightly_evaluation's spec task
             return job
 
         prepared = prepare(job)

@@ -44,7 +44,9 @@ def create_reports_app():
 
     @app.exception_handler(HTTPException)
     async def login_page(request: Request, exc: HTTPException):
-        return HTMLResponse(f"<h1>Log in to Airflow to read the reports</h1><p>{exc.status_code}: {exc.detail}. "
+        from html import escape
+
+        return HTMLResponse(f"<h1>Log in to Airflow to read the reports</h1><p>{exc.status_code}: {escape(str(exc.detail))}. "
                             '<a href="/">Open the Airflow UI</a>, log in, then use its Reports entry.</p>',
                             status_code=exc.status_code)
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
-
-import logging
 
 from airflow.sdk import Asset, TaskGroup, task
 

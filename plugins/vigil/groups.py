@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 NAME_MAX = 100
 SLUG_MAX = 40
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CLEAN_SLUG = re.compile(r"^[a-z0-9_]{1,40}$")
 WEIGHT_TOL = 1e-9
 
@@ -495,8 +494,7 @@ def register_dataset(engine: Engine, name: str, path: str | Path, *, target: str
     from evaluation.tabular import read_table, validate_table
     from gpu_trainer.manifest import sha256_path
 
-    if not name or len(name) > 200 or _CONTROL.search(name):
-        raise GroupError("dataset name must be 1-200 characters without control characters")
+    validate_name(name, "dataset name", limit=200, what="the dataset", error=GroupError)
     p = Path(path).expanduser().resolve()
     try:
         df = read_table(p)

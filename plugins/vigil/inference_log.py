@@ -90,11 +90,16 @@ def create_table(conn: Connection, slug: str) -> None:
 
 
 def ensure_columns(conn: Connection, slug: str) -> None:
-    """Add the columns newer releases write to a table created by an older one."""
+    """Add the columns newer releases write to a table created by an older one. Only a table
+    that lacks one is altered: ALTER TABLE locks the table even when there is nothing to add."""
     t = table_ident(slug)
     with _raw(conn).cursor() as cur:
+        cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = %s",
+                    (f"inference_log_{slug}",))
+        have = {r[0] for r in cur.fetchall()}
         for name, typ in _ADDED_COLUMNS:  # constants, never user input
-            cur.execute(sql.SQL("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {c} " + typ).format(t=t, c=sql.Identifier(name)))
+            if name not in have:
+                cur.execute(sql.SQL("ALTER TABLE {t} ADD COLUMN {c} " + typ).format(t=t, c=sql.Identifier(name)))
 
 
 def table_exists(conn: Connection, slug: str) -> bool:
@@ -306,7 +311,7 @@ def score_batch(engine: Engine, group_name: str, batch_path: str | Path, run: Ru
     if g.champion.family == "llm":
         if llm_dir is None:
             raise InferenceError("an LLM group needs llm_dir (where each member's rows, spec and outputs go)")
-        jobs = plan_llm_jobs(engine, routed, Path(llm_dir))
+        jobs = plan_llm_jobs(engine, routed, Path(llm_dir), explain=explain)
         result = {"group": g.name, "table": g.table, "rows_in_batch": int(len(routed.batch)), "shadow": bool(routed.shadow),
                   "served_by_version": _served_counts(routed), "llm_jobs": jobs}
         if run_stage is not None:
@@ -383,10 +388,11 @@ def _request(d: dict[str, Any], where: str, form: bool = False) -> dict[str, Any
 
 
 # --------------------------------------------------------------------------- LLM groups
-def plan_llm_jobs(engine: Engine, routed: Routed, root: Path) -> list[dict[str, Any]]:
+def plan_llm_jobs(engine: Engine, routed: Routed, root: Path, *, explain: bool = True) -> list[dict[str, Any]]:
     """Each scoring member's rows (``batch.parquet``) and ``score-llm`` spec under ``root``: the
     newest probes trained on the member or an ancestor, and its lineage's backdoor definition
-    (so each row also says whether the generation shows the backdoor behaviour)."""
+    (so each row also says whether the generation shows the backdoor behaviour). ``explain``
+    False skips the probe's per-unit attribution (the LLM form of SHAP)."""
     from vigil.lifecycle import safe_segment, write_spec
     from vigil.nightly import llm_context
 
@@ -397,7 +403,7 @@ def plan_llm_jobs(engine: Engine, routed: Routed, root: Path) -> list[dict[str, 
         batch_file = out / "batch.parquet"
         rows[["request_id", "prompt"]].assign(served=served).to_parquet(batch_file, index=False)
         ctx = llm_context(engine, m.version_id)
-        spec: dict[str, Any] = {"model": m.artifact_uri, "batch": str(batch_file)}
+        spec: dict[str, Any] = {"model": m.artifact_uri, "batch": str(batch_file), "explain": explain}
         spec.update({k: ctx[k] for k in ("probes", "response", "backdoor_type") if ctx.get(k)})
         jobs.append({"version_id": m.version_id, "ref": m.ref, "rows": int(len(rows)), "out_dir": str(out),
                      **write_spec(out, "score-llm", spec)})
@@ -428,8 +434,8 @@ def record_llm_job(engine: Engine, group_name: str, job: dict[str, Any], run: Ru
         "inputs": [json.dumps({"prompt": p}) for p in pred["prompt"]],
         "output": pred["generation"],
         "score": pred["probe_score"] if has_probe else None,
-        "shap": pred["attribution"] if has_probe else None,
-        "shap_base": pred["attribution_base"] if has_probe else None,
+        "shap": pred["attribution"] if "attribution" in pred else None,
+        "shap_base": pred["attribution_base"] if "attribution" in pred else None,
         "flagged": pred["probe_flagged"] if has_probe else None,
         "activated": pred["activated"] if "activated" in pred else None,
     })

@@ -24,6 +24,12 @@ def _latest_detail(reg: Registry, versions: list, suite: str, key: str) -> str |
     return None
 
 
+def _newest_probes(reg: Registry, lineage: list) -> str | None:
+    """The newest train-probes output recorded on the version (the last of its lineage) or its
+    nearest ancestor that has one."""
+    return _latest_detail(reg, list(reversed(lineage)), "train-probes", "manifest_dir")
+
+
 def versions_to_evaluate(engine: Engine, day: date) -> list[dict[str, Any]]:
     """One item per version registered as of ``day``: artifact, trigger of its lineage, the
     newest probes trained on it or an ancestor, and (scikit-learn) the dataset it was trained on."""
@@ -31,8 +37,7 @@ def versions_to_evaluate(engine: Engine, day: date) -> list[dict[str, Any]]:
     items = []
     for v in reg.list_versions(as_of=day):
         lineage = reg.lineage(v.ref)
-        nearest_first = list(reversed(lineage))
-        probes = _latest_detail(reg, nearest_first, "train-probes", "manifest_dir") if v.family == "llm" else None
+        probes = _newest_probes(reg, lineage) if v.family == "llm" else None
         dataset = None
         if v.family == "external":
             log.info("skipping %s: metadata-only import, nothing to run", v.ref)
@@ -56,8 +61,7 @@ def llm_context(engine: Engine, version_id: int) -> dict[str, Any]:
     reg = Registry(engine)
     v = reg.get_by_id(version_id)
     lineage = reg.lineage(v.ref)
-    probes = _latest_detail(reg, list(reversed(lineage)), "train-probes", "manifest_dir")
-    return nightly_item(v, lineage, probes, None)
+    return nightly_item(v, lineage, _newest_probes(reg, lineage), None)
 
 
 def run_group_comparisons(engine: Engine, run: RunRef) -> list[dict[str, Any]]:

