@@ -103,6 +103,9 @@ class StageManifest(_Strict):
     tables: list[TableOutput] = Field(default_factory=list)
     timings: Timings
     versions: dict[str, str] = Field(default_factory=dict, description="Library versions.")
+    numerics: dict[str, Any] = Field(default_factory=dict, description=(
+        "What decides the numbers beyond the seed: thread counts, the CPU kernel family (ATen capability, "
+        "MKL code path), deterministic algorithms. Two manifests that agree here and in versions reproduce."))
     device: str = Field(description="e.g. 'cpu' or 'cuda:0 (NVIDIA H100 80GB HBM3)'.")
 
     def artifact(self, name: str) -> Artifact:

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from gpu_trainer import repro
 from gpu_trainer.manifest import (
     ArtifactKind,
     ProducedModel,
@@ -81,6 +82,7 @@ class StageRecord:
             tables=self.tables,
             timings={"started_at": self.started, "finished_at": finished, "seconds": time.perf_counter() - self.t0},
             versions=versions,
+            numerics=repro.settings(),
             device=device,
         )
         write_manifest(self.out, manifest)

@@ -13,6 +13,8 @@ from importlib import metadata
 import numpy as np
 import torch
 
+from gpu_trainer import repro
+
 log = logging.getLogger("gpu_trainer")
 
 
@@ -26,15 +28,26 @@ def setup_logging() -> None:
 
 
 def set_threads() -> int:
-    """One intra-op thread per core (GPU_TRAINER_THREADS overrides). On a 2-core box more threads
-    only contend; interop threads stay at 1 because our graphs are sequential."""
-    n = int(os.environ.get("GPU_TRAINER_THREADS", os.cpu_count() or 1))
+    """One intra-op thread per usable core (GPU_TRAINER_THREADS overrides). ``os.cpu_count()`` would
+    count the host's cores inside a container and oversubscribe; interop threads stay at 1 because
+    our graphs are sequential. The count does not change results (see ``repro``), it is recorded."""
+    n = int(os.environ.get("GPU_TRAINER_THREADS", repro.usable_cores()))
     torch.set_num_threads(max(1, n))
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set once in this process (tests run several stages)
         pass
     return torch.get_num_threads()
+
+
+def set_deterministic() -> None:
+    """Deterministic kernels where torch has them; warn (not fail) on an op that has none, so a
+    new model architecture still trains and the log says which op may vary."""
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
 
 
 def quiet_progress_bars() -> None:
@@ -73,9 +86,12 @@ def setup(device: str, seed: int) -> torch.device:
     setup_logging()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     quiet_progress_bars()
-    set_threads()
+    threads = set_threads()
+    set_deterministic()
     seed_everything(seed)
     dev = resolve_device(device)
+    repro.note(torch_threads=threads, torch_interop_threads=torch.get_num_interop_threads(),
+               cpu_capability=torch.backends.cpu.get_cpu_capability(), deterministic_algorithms=True, seed=seed)
     log.info("device %s, seed %d", describe_device(dev), seed)
     return dev
 
