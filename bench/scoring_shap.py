@@ -79,9 +79,9 @@ def main() -> int:
         import sqlalchemy as sa
 
         from vigil.groups import Groups
-        from vigil.parquet_store import ParquetStore
+        from vigil.storage.parquet_store import ParquetStore
         from vigil.registry import RunRef
-        from vigil.warehouse import migrate
+        from vigil.storage.warehouse import migrate
         from vigil.inference_log import score_batch
         from gpu_trainer.manifest import read_manifest
         from vigil.registry import Registry

@@ -59,7 +59,7 @@ def temporary_database():
     try:
         yield server.set(database=name), root
     finally:
-        from vigil.db import get_engine
+        from vigil.storage.db import get_engine
 
         get_engine(server.set(database=name)).dispose()
         with admin.connect() as c:
@@ -83,8 +83,8 @@ def main() -> None:
 
     from site_builder.publish import build_site
     from tests.site.fill import fill
-    from vigil.db import get_engine
-    from vigil.warehouse import migrate
+    from vigil.storage.db import get_engine
+    from vigil.storage.warehouse import migrate
 
     # versions = 1 base + 2 per LLM lineage (backdoored, safety-trained) + 3 per group (sklearn) + 1 import
     lineages = max(0, (args.versions - 2 - 3 * args.groups) // 2)

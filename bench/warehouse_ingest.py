@@ -192,7 +192,7 @@ def drop_table(kwargs, table) -> None:
 def bench_parquet(rows) -> tuple[float, int]:
     import pandas as pd
 
-    from vigil.parquet_store import ParquetStore
+    from vigil.storage.parquet_store import ParquetStore
 
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     root = Path(tempfile.mkdtemp(prefix="vigil-bench-parquet-", dir="/tmp"))

@@ -56,7 +56,7 @@ def import_model():
 
         from vigil.importer import ImportRefused, import_path as run_import
         from vigil.registry import Registry
-        from vigil.warehouse import ready_engine
+        from vigil.storage.warehouse import ready_engine
 
         p = context["params"]
         try:

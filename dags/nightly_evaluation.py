@@ -39,7 +39,7 @@ def nightly_evaluation():
     def list_versions(**context) -> list[dict]:
         """Versions registered as of the logical date, with what their evaluation needs."""
         from vigil.nightly import versions_to_evaluate
-        from vigil.warehouse import ready_engine
+        from vigil.storage.warehouse import ready_engine
 
         return versions_to_evaluate(ready_engine(), run_ref(context).day)
 
@@ -61,8 +61,8 @@ def nightly_evaluation():
         @task(task_id="record")
         def record(prepared: dict, item: dict, **context) -> dict:
             from vigil.ingest import record_stage
-            from vigil.parquet_store import default_store
-            from vigil.warehouse import ready_engine
+            from vigil.storage.parquet_store import default_store
+            from vigil.storage.warehouse import ready_engine
 
             rec = record_stage(ready_engine(), prepared["out_dir"], run_ref(context), store=default_store(),
                                subject_version_id=item["version_id"])
@@ -76,7 +76,7 @@ def nightly_evaluation():
     def compare_groups(**context) -> list[dict]:
         """Champion vs challengers of every model group on this date's evaluations."""
         from vigil.nightly import run_group_comparisons
-        from vigil.warehouse import ready_engine
+        from vigil.storage.warehouse import ready_engine
 
         return run_group_comparisons(ready_engine(), run_ref(context))
 

@@ -29,7 +29,7 @@ def publish_reports():
     @task
     def build_site(**context) -> dict:
         from site_builder.publish import build_site as build
-        from vigil.warehouse import ready_engine
+        from vigil.storage.warehouse import ready_engine
 
         result = build(ready_engine(), pdf=bool(context["params"]["pdf"]))
         return {"index_html": str(result.index_html), "pages_written": result.pages_written,

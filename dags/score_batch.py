@@ -74,7 +74,7 @@ def score_batch():
         from vigil.dag_wiring import run_key
         from vigil.inference_log import score_batch as run_scoring
         from vigil.lifecycle import artifact_dir
-        from vigil.warehouse import ready_engine
+        from vigil.storage.warehouse import ready_engine
 
         jobs = []
         for i, r in enumerate(reqs):
@@ -104,7 +104,7 @@ def score_batch():
         @task(task_id="record", outlets=[WAREHOUSE_ASSET])
         def record(prepared: dict, **context) -> dict:
             from vigil.inference_log import record_llm_job
-            from vigil.warehouse import ready_engine
+            from vigil.storage.warehouse import ready_engine
 
             return record_llm_job(ready_engine(), prepared["group"], prepared, run_ref(context))
 
@@ -115,7 +115,7 @@ def score_batch():
     @task(trigger_rule="none_failed", outlets=[WAREHOUSE_ASSET])
     def join_labels(reqs: list[dict]) -> list[dict]:
         from vigil.inference_log import ingest_labels
-        from vigil.warehouse import ready_engine
+        from vigil.storage.warehouse import ready_engine
 
         out = []
         for r in reqs:

@@ -52,7 +52,7 @@ def train_sklearn():
     def register_dataset(**context) -> dict:
         """Validate and register the table; every problem is listed when it is unusable."""
         from vigil.groups import register_dataset as register
-        from vigil.warehouse import ready_engine
+        from vigil.storage.warehouse import ready_engine
 
         p = context["params"]
         ds = register(ready_engine(), p["dataset_name"], p["dataset_path"], target=p.get("target"),
@@ -67,7 +67,7 @@ def train_sklearn():
     @task
     def join_group(model: dict, **context) -> dict | None:
         from vigil.groups import Groups
-        from vigil.warehouse import ready_engine
+        from vigil.storage.warehouse import ready_engine
 
         p = context["params"]
         if not p.get("group"):

@@ -236,7 +236,7 @@ def run_mkdocs(config_file: Path) -> None:
 def build_site(engine=None, site_dir=None, *, pdf: bool = True, parquet_dir=None, workers: int | None = None) -> BuildResult:
     """Build the report site from the warehouse into ``<site_dir>/public`` (atomic swap).
 
-    engine: warehouse engine (default ``vigil.db.get_engine()``); site_dir: MkDocs project and
+    engine: warehouse engine (default ``vigil.storage.db.get_engine()``); site_dir: MkDocs project and
     output (default ``get_settings().site_dir``); pdf: also render the PDFs; parquet_dir: the
     Parquet store (default ``get_settings().parquet_dir``); workers: render processes (default:
     CPU count, at most 4).
@@ -246,7 +246,7 @@ def build_site(engine=None, site_dir=None, *, pdf: bool = True, parquet_dir=None
 
     settings = get_settings()
     if engine is None:
-        from vigil.db import get_engine
+        from vigil.storage.db import get_engine
 
         engine = get_engine()
     site_dir = Path(site_dir or settings.site_dir).resolve()

@@ -2,7 +2,7 @@
 
 Bulk SELECTs (one per table, bound parameters only) rather than one query per version: a site
 of 1,000 versions is read in a handful of round trips. Parquet tables (training curves,
-per-layer probe scores, inference logs) come from :class:`vigil.parquet_store.ParquetStore`.
+per-layer probe scores, inference logs) come from :class:`vigil.storage.parquet_store.ParquetStore`.
 Nothing here writes.
 """
 
@@ -203,7 +203,7 @@ def read_snapshot(engine: Engine, parquet_root: str | Path | None = None) -> Sna
                     summary["live"] = _live_metrics(conn.engine, g["name"])
                 snap.inference[g["slug"]] = summary
     if parquet_root is not None:
-        from vigil.parquet_store import ParquetStore
+        from vigil.storage.parquet_store import ParquetStore
 
         store = ParquetStore(parquet_root)
         snap.curves = _parquet_by_key(store, "training_curve")

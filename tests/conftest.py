@@ -113,8 +113,8 @@ def airflow_db():
 @pytest.fixture(scope="session")
 def pg_template(pg_server):
     """A database migrated to head once per session, cloned by every `warehouse_url`."""
-    from vigil.db import get_engine
-    from vigil.warehouse import migrate
+    from vigil.storage.db import get_engine
+    from vigil.storage.warehouse import migrate
 
     name = f"{TEMPLATE_DB}_{uuid.uuid4().hex[:8]}"
     url = pg_server.set(database=name)
@@ -138,7 +138,7 @@ def fresh_database(pg_server):
         return pg_server.set(database=name)
 
     yield make
-    from vigil.db import get_engine
+    from vigil.storage.db import get_engine
 
     with _admin(pg_server).connect() as c:
         for name in created:
@@ -158,7 +158,7 @@ def vigil_env(tmp_path, monkeypatch):
 @pytest.fixture
 def warehouse_url(pg_server, pg_template, vigil_env, monkeypatch):
     """A fresh, migrated warehouse database; VIGIL_DATABASE_URL points at it for the test."""
-    from vigil.db import get_engine
+    from vigil.storage.db import get_engine
 
     name = f"vigil_t_{uuid.uuid4().hex[:12]}"
     with _admin(pg_server).connect() as c:
@@ -173,7 +173,7 @@ def warehouse_url(pg_server, pg_template, vigil_env, monkeypatch):
 
 @pytest.fixture
 def engine(warehouse_url):
-    from vigil.db import get_engine
+    from vigil.storage.db import get_engine
 
     return get_engine(warehouse_url)
 

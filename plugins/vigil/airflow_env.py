@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from vigil.db import airflow_url, ensure_database
+from vigil.storage.db import airflow_url, ensure_database
 from vigil.settings import REPO_ROOT, Settings, get_settings
 
 

@@ -32,9 +32,9 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def _registry():
-    from vigil.db import DatabaseError
+    from vigil.storage.db import DatabaseError
     from vigil.registry import Registry
-    from vigil.warehouse import migrate
+    from vigil.storage.warehouse import migrate
 
     try:
         return Registry(migrate())
@@ -50,7 +50,7 @@ def _dump(obj) -> None:
 @db_app.command("start")
 def db_start() -> None:
     """Start the embedded PostgreSQL (no-op when VIGIL_DATABASE_URL is set or it already runs)."""
-    from vigil.db import display_url, start_embedded, warehouse_url
+    from vigil.storage.db import display_url, start_embedded, warehouse_url
     from vigil.settings import get_settings
 
     s = get_settings()
@@ -64,7 +64,7 @@ def db_start() -> None:
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded PostgreSQL."""
-    from vigil.db import stop_embedded
+    from vigil.storage.db import stop_embedded
     from vigil.settings import get_settings
 
     s = get_settings()
@@ -77,7 +77,7 @@ def db_stop() -> None:
 @db_app.command("url")
 def db_url(airflow: bool = typer.Option(False, "--airflow", help="Print Airflow's metadata DB URL instead.")) -> None:
     """Print the SQLAlchemy URL of the warehouse (password masked)."""
-    from vigil.db import airflow_url, display_url, warehouse_url
+    from vigil.storage.db import airflow_url, display_url, warehouse_url
 
     typer.echo(display_url(airflow_url()) if airflow else display_url(warehouse_url()))
 
@@ -85,8 +85,8 @@ def db_url(airflow: bool = typer.Option(False, "--airflow", help="Print Airflow'
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Create the warehouse database if needed and migrate it to the latest schema."""
-    from vigil.db import DatabaseError
-    from vigil.warehouse import current_revision, migrate
+    from vigil.storage.db import DatabaseError
+    from vigil.storage.warehouse import current_revision, migrate
 
     try:
         eng = migrate()

@@ -22,7 +22,7 @@ def _airflow_bin() -> str:
 
 def _prepare() -> dict[str, str]:
     from vigil.airflow_env import prepare_airflow
-    from vigil.warehouse import migrate
+    from vigil.storage.warehouse import migrate
 
     migrate()
     return {**os.environ, **prepare_airflow()}
@@ -218,7 +218,7 @@ def _demo_groups(names: dict[str, str]) -> None:
     """Two groups: a classical champion/challenger pair, and the backdoored LLM against its
     safety-trained successor (lower triggered activation is better). Idempotent."""
     from vigil.groups import GroupError, Groups
-    from vigil.warehouse import ready_engine
+    from vigil.storage.warehouse import ready_engine
 
     groups = Groups(ready_engine())
     plans = [
@@ -257,7 +257,7 @@ def _summary(settings) -> None:
 
     from vigil.groups import Groups
     from vigil.registry import Registry
-    from vigil.warehouse import ready_engine
+    from vigil.storage.warehouse import ready_engine
 
     engine = ready_engine()
     reg = Registry(engine)

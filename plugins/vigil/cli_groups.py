@@ -17,9 +17,9 @@ def _fail(message: str) -> None:
 
 
 def _groups():
-    from vigil.db import DatabaseError
+    from vigil.storage.db import DatabaseError
     from vigil.groups import Groups
-    from vigil.warehouse import migrate
+    from vigil.storage.warehouse import migrate
 
     try:
         return Groups(migrate())

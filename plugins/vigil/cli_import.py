@@ -80,11 +80,11 @@ def models_import(
     """Import a model trained elsewhere with its metadata (source=import, hashed, mapping report kept)."""
     if family not in FAMILIES:
         _fail(f"--family {family!r} is not one of {', '.join(FAMILIES)}")
-    from vigil.db import DatabaseError
+    from vigil.storage.db import DatabaseError
     from vigil.importer import ImportRefused, import_path
     from vigil.registry import Registry
     from vigil.settings import SettingsError
-    from vigil.warehouse import migrate
+    from vigil.storage.warehouse import migrate
 
     try:
         registry = Registry(migrate())

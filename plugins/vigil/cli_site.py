@@ -26,9 +26,9 @@ def site_build(
     as_json: bool = typer.Option(False, "--json", help="Print the build summary as JSON."),
 ) -> None:
     """Read the warehouse, render changed pages, run mkdocs and swap the result into <site>/public."""
-    from vigil.db import DatabaseError
+    from vigil.storage.db import DatabaseError
     from vigil.settings import SettingsError
-    from vigil.warehouse import migrate
+    from vigil.storage.warehouse import migrate
 
     try:
         engine = migrate()

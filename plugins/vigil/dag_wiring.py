@@ -59,7 +59,7 @@ def run_ref(context: dict[str, Any], task_id: str | None = None):
 def _finish_run(context: dict[str, Any], state: str) -> None:
     """DAG callback: record the run's final state in the warehouse (runs history on the site)."""
     from vigil.registry import Registry, RunRef
-    from vigil.warehouse import ready_engine
+    from vigil.storage.warehouse import ready_engine
 
     dr = context["dag_run"]
     try:
@@ -120,8 +120,8 @@ def stage_tasks(
         def record(prepared: dict[str, str], parent: dict | None = None, subject: dict | None = None,
                    **context: Any) -> dict[str, Any]:
             from vigil.ingest import record_stage
-            from vigil.parquet_store import default_store
-            from vigil.warehouse import ready_engine
+            from vigil.storage.parquet_store import default_store
+            from vigil.storage.warehouse import ready_engine
 
             rec = record_stage(
                 ready_engine(), prepared["out_dir"], run_ref(context), store=default_store(),

@@ -595,7 +595,7 @@ def _summary_metrics(reg: Registry, version_id: int, logical_date: date) -> dict
 
 def _compare_all(groups: Groups, logical_date: date, run: RunRef, *, store=None) -> list[dict[str, Any]]:
     from evaluation.comparison import ComparisonError, Policy, compare_paired, compare_summaries
-    from vigil.parquet_store import default_store
+    from vigil.storage.parquet_store import default_store
 
     store = store or default_store()
     reg = groups.registry

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.engine import Connection, Engine
 
-from vigil.parquet_store import ParquetStore, default_store
+from vigil.storage.parquet_store import ParquetStore, default_store
 from vigil.registry import RunRef
 
 if TYPE_CHECKING:

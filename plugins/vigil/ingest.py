@@ -19,7 +19,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from gpu_trainer.manifest import StageManifest, read_manifest
-from vigil.parquet_store import ParquetStore
+from vigil.storage.parquet_store import ParquetStore
 from vigil.registry import Registry, RegistryError, RunRef
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ def model_ref_param(title: str, description: str, required: bool = True) -> Para
 def resolve_models(params: dict[str, Any], fields: tuple[str, ...]) -> dict[str, dict[str, Any] | None]:
     """Registry lookups for the form fields holding model references."""
     from vigil.registry import NotFound, Registry
-    from vigil.warehouse import ready_engine
+    from vigil.storage.warehouse import ready_engine
 
     reg = Registry(ready_engine())
     out: dict[str, dict[str, Any] | None] = {}

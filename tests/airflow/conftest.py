@@ -11,7 +11,7 @@ from tests.conftest import _admin
 @pytest.fixture(scope="module")
 def module_warehouse(pg_server, pg_template, tmp_path_factory):
     """A migrated warehouse + data dir for one test module; env points Vigil at them."""
-    from vigil.db import get_engine
+    from vigil.storage.db import get_engine
 
     name = f"vigil_m_{uuid.uuid4().hex[:12]}"
     with _admin(pg_server).connect() as c:

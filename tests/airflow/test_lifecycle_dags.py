@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.airflow.conftest import counts, dagbag
-from vigil.parquet_store import default_store
+from vigil.storage.parquet_store import default_store
 from vigil.registry import Registry
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]

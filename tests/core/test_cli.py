@@ -64,7 +64,7 @@ def test_embedded_database_start_migrate_stop(monkeypatch):
     try:
         assert run("db", "start").returncode == 0
         m = run("db", "migrate")
-        from vigil.warehouse import head_revision
+        from vigil.storage.warehouse import head_revision
 
         assert m.returncode == 0 and f"revision {head_revision()}" in m.stdout
         assert run("db", "migrate").returncode == 0  # twice: no "already exists"

@@ -1,8 +1,8 @@
 import pytest
 import sqlalchemy as sa
 
-from vigil.db import get_engine
-from vigil.warehouse import current_revision, downgrade, head_revision, migrate
+from vigil.storage.db import get_engine
+from vigil.storage.warehouse import current_revision, downgrade, head_revision, migrate
 
 TABLES = {"runs", "models", "model_versions", "datasets", "evaluations", "model_groups", "group_members",
           "group_events", "comparisons"}

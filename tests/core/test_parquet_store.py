@@ -2,7 +2,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from vigil.parquet_store import ParquetStore, ParquetStoreError
+from vigil.storage.parquet_store import ParquetStore, ParquetStoreError
 
 
 def test_write_read_and_replace(tmp_path):

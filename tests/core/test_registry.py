@@ -114,7 +114,7 @@ def test_malformed_manifest_names_the_field(tmp_path):
 
 
 def test_concurrent_registration_yields_exactly_one_row(warehouse_url, tmp_path):
-    from vigil.db import get_engine
+    from vigil.storage.db import get_engine
 
     out = stage_output(tmp_path / "c")
     m = read_manifest(out)
@@ -140,7 +140,7 @@ def test_concurrent_registration_yields_exactly_one_row(warehouse_url, tmp_path)
 
 
 def test_concurrent_new_versions_get_distinct_numbers(warehouse_url):
-    from vigil.db import get_engine
+    from vigil.storage.db import get_engine
 
     barrier = threading.Barrier(5)
     versions, errors = [], []

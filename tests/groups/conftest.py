@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from gpu_trainer.manifest import read_manifest
-from vigil.parquet_store import ParquetStore
+from vigil.storage.parquet_store import ParquetStore
 from vigil.registry import RunRef
 
 DAY = date(2026, 11, 20)

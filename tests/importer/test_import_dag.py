@@ -30,7 +30,7 @@ def test_form_fields_are_documented_and_typed():
 
 def test_dag_imports_then_reimport_is_idempotent_and_bad_input_fails_without_writing(airflow_db, warehouse_url,
                                                                                       vigil_env):
-    from vigil.db import get_engine
+    from vigil.storage.db import get_engine
 
     engine = get_engine(warehouse_url)
     dag = import_dag()

@@ -33,7 +33,7 @@ def _admin(url):
 @pytest.fixture(scope="module")
 def module_db(pg_server, pg_template):
     """A migrated warehouse database that lives for one test module."""
-    from vigil.db import get_engine
+    from vigil.storage.db import get_engine
 
     name = f"vigil_site_{uuid.uuid4().hex[:10]}"
     with _admin(pg_server).connect() as c:
@@ -49,7 +49,7 @@ def module_db(pg_server, pg_template):
 def built_site(module_db, tmp_path_factory) -> BuiltSite:
     from site_builder.publish import build_site
     from tests.site.fill import fill
-    from vigil.db import get_engine
+    from vigil.storage.db import get_engine
 
     root = tmp_path_factory.mktemp("site")
     engine = get_engine(module_db)

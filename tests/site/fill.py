@@ -23,7 +23,7 @@ from evaluation import backdoor as bd
 from evaluation import probes as pr
 from evaluation.comparison import Outputs, Policy, compare_paired
 from evaluation.tabular import classification_metrics
-from vigil.parquet_store import ParquetStore
+from vigil.storage.parquet_store import ParquetStore
 from vigil.registry import Registry, RunRef
 
 EVIL_NAME = "<script>alert('x')</script> *bold* | pipe"

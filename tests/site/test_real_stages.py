@@ -19,7 +19,7 @@ def test_site_from_real_stage_runs(engine, vigil_env, tmp_path):
     from site_builder.snapshot import read_snapshot
     from tests.trainer.conftest import RESPONSE, SMALL_BASE, TRIGGER, run_stage
     from vigil.ingest import record_stage
-    from vigil.parquet_store import ParquetStore
+    from vigil.storage.parquet_store import ParquetStore
     from vigil.registry import RunRef
 
     store = ParquetStore(vigil_env / "var" / "warehouse")

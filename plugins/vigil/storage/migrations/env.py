@@ -1,4 +1,4 @@
-"""Alembic environment for the warehouse. Run through ``vigil db migrate`` (vigil.warehouse.migrate)."""
+"""Alembic environment for the warehouse. Run through ``vigil db migrate`` (vigil.storage.warehouse.migrate)."""
 
 from alembic import context
 from sqlalchemy import text

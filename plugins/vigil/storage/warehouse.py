@@ -10,7 +10,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Engine
 
-from vigil.db import ensure_database, get_engine, warehouse_url
+from vigil.storage.db import ensure_database, get_engine, warehouse_url
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
