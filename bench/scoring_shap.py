@@ -80,11 +80,11 @@ def main() -> int:
 
         from vigil.groups import Groups
         from vigil.storage.parquet_store import ParquetStore
-        from vigil.registry import RunRef
+        from vigil.registry.versions import RunRef
         from vigil.storage.warehouse import migrate
         from vigil.inference_log import score_batch
         from gpu_trainer.manifest import read_manifest
-        from vigil.registry import Registry
+        from vigil.registry.versions import Registry
 
         srv = pgserver.get_server(work / "pg", cleanup_mode=None)
         try:

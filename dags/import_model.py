@@ -55,7 +55,7 @@ def import_model():
         from airflow.sdk.exceptions import AirflowFailException
 
         from vigil.importer import ImportRefused, import_path as run_import
-        from vigil.registry import Registry
+        from vigil.registry.versions import Registry
         from vigil.storage.warehouse import ready_engine
 
         p = context["params"]

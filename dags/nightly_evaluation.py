@@ -60,7 +60,7 @@ def nightly_evaluation():
 
         @task(task_id="record")
         def record(prepared: dict, item: dict, **context) -> dict:
-            from vigil.ingest import record_stage
+            from vigil.registry.ingest import record_stage
             from vigil.storage.parquet_store import default_store
             from vigil.storage.warehouse import ready_engine
 

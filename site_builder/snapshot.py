@@ -172,7 +172,7 @@ def _parquet_by_key(store, kind: str) -> dict[int, list[dict[str, Any]]]:
     if df.empty:
         return out
     for key, part in df.groupby("key", sort=False):
-        try:  # partitions are keyed '<version id>-<stage>' (vigil.ingest.partition_key) or '<version id>'
+        try:  # partitions are keyed '<version id>-<stage>' (vigil.registry.ingest.partition_key) or '<version id>'
             vid = int(str(key).split("-", 1)[0])
         except ValueError:
             continue

@@ -180,6 +180,6 @@ def engine(warehouse_url):
 
 @pytest.fixture
 def registry(engine):
-    from vigil.registry import Registry
+    from vigil.registry.versions import Registry
 
     return Registry(engine)

@@ -33,7 +33,7 @@ def fail(message: str, code: int = 1) -> None:
 
 def _registry():
     from vigil.storage.db import DatabaseError
-    from vigil.registry import Registry
+    from vigil.registry.versions import Registry
     from vigil.storage.warehouse import migrate
 
     try:
@@ -130,7 +130,7 @@ def models_show(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """One model version: metadata, params, metrics, evaluations."""
-    from vigil.registry import RegistryError
+    from vigil.registry.versions import RegistryError
 
     reg = _registry()
     try:
@@ -162,7 +162,7 @@ def models_show(
 @models_app.command("lineage")
 def models_lineage(ref: str = typer.Argument(..., help="NAME:VERSION (or NAME for the latest).")) -> None:
     """The chain from the root model to this version, and what was derived from it."""
-    from vigil.registry import RegistryError
+    from vigil.registry.versions import RegistryError
 
     reg = _registry()
     try:
@@ -180,7 +180,7 @@ def models_lineage(ref: str = typer.Argument(..., help="NAME:VERSION (or NAME fo
 @models_app.command("verify")
 def models_verify(ref: str = typer.Argument(..., help="NAME:VERSION")) -> None:
     """Re-hash a version's artifact and compare with the registered sha256."""
-    from vigil.registry import RegistryError
+    from vigil.registry.versions import RegistryError
 
     try:
         result = _registry().verify_hashes(ref)

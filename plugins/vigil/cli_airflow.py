@@ -256,7 +256,7 @@ def _summary(settings) -> None:
     import sqlalchemy as sa
 
     from vigil.groups import Groups
-    from vigil.registry import Registry
+    from vigil.registry.versions import Registry
     from vigil.storage.warehouse import ready_engine
 
     engine = ready_engine()

@@ -35,7 +35,7 @@ def _run(fn, *args, **kwargs):
     """Call a groups operation; bad input becomes one `vigil: error:` line and exit 1."""
     from evaluation.comparison import ComparisonError
     from vigil.inference_log import InferenceError
-    from vigil.registry import RegistryError
+    from vigil.registry.versions import RegistryError
     from vigil.routing import RoutingError
     from vigil.stage_runner import StageRunError
 
@@ -202,7 +202,7 @@ def score(
 
     from vigil.inference_log import score_batch
     from vigil.lifecycle import artifact_dir
-    from vigil.registry import RunRef
+    from vigil.registry.versions import RunRef
     from vigil.stage_runner import run_stage_locally
 
     now = datetime.now(timezone.utc)
@@ -236,7 +236,7 @@ def compare(
     from datetime import date, datetime, timezone
 
     from vigil.groups import compare_groups
-    from vigil.registry import RunRef
+    from vigil.registry.versions import RunRef
 
     try:
         d = date.fromisoformat(day) if day else datetime.now(timezone.utc).date()

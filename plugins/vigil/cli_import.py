@@ -82,7 +82,7 @@ def models_import(
         _fail(f"--family {family!r} is not one of {', '.join(FAMILIES)}")
     from vigil.storage.db import DatabaseError
     from vigil.importer import ImportRefused, import_path
-    from vigil.registry import Registry
+    from vigil.registry.versions import Registry
     from vigil.settings import SettingsError
     from vigil.storage.warehouse import migrate
 

@@ -45,7 +45,7 @@ def run_key(context: dict[str, Any]) -> str:
 
 def run_ref(context: dict[str, Any], task_id: str | None = None):
     """RunRef of the running task instance (keys every warehouse write)."""
-    from vigil.registry import RunRef
+    from vigil.registry.versions import RunRef
 
     ti = context["ti"]
     dr = context["dag_run"]
@@ -58,7 +58,7 @@ def run_ref(context: dict[str, Any], task_id: str | None = None):
 
 def _finish_run(context: dict[str, Any], state: str) -> None:
     """DAG callback: record the run's final state in the warehouse (runs history on the site)."""
-    from vigil.registry import Registry, RunRef
+    from vigil.registry.versions import Registry, RunRef
     from vigil.storage.warehouse import ready_engine
 
     dr = context["dag_run"]
@@ -119,7 +119,7 @@ def stage_tasks(
         @task(task_id="record", outlets=outlets or [])
         def record(prepared: dict[str, str], parent: dict | None = None, subject: dict | None = None,
                    **context: Any) -> dict[str, Any]:
-            from vigil.ingest import record_stage
+            from vigil.registry.ingest import record_stage
             from vigil.storage.parquet_store import default_store
             from vigil.storage.warehouse import ready_engine
 

@@ -34,7 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from vigil.registry import ModelVersion, NotFound, Registry, RegistryError, RunRef, parse_ref, validate_name
+from vigil.registry.versions import ModelVersion, NotFound, Registry, RegistryError, RunRef, parse_ref, validate_name
 
 log = logging.getLogger(__name__)
 

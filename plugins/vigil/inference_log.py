@@ -32,7 +32,7 @@ from psycopg import sql
 from sqlalchemy.engine import Connection, Engine
 
 from vigil.storage.parquet_store import ParquetStore, default_store
-from vigil.registry import RunRef
+from vigil.registry.versions import RunRef
 
 if TYPE_CHECKING:
     from vigil.groups import Group

@@ -1,7 +1,7 @@
 """Pure node functions of the lifecycle DAGs: trigger-form params + upstream results -> stage specs.
 
 No Airflow here (Kedro style: logic apart from wiring), so every function is testable alone.
-Upstream results are the dicts the ``record`` tasks return (see vigil.ingest.Recorded).
+Upstream results are the dicts the ``record`` tasks return (see vigil.registry.ingest.Recorded).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def model_ref_param(title: str, description: str, required: bool = True) -> Para
 
 def resolve_models(params: dict[str, Any], fields: tuple[str, ...]) -> dict[str, dict[str, Any] | None]:
     """Registry lookups for the form fields holding model references."""
-    from vigil.registry import NotFound, Registry
+    from vigil.registry.versions import NotFound, Registry
     from vigil.storage.warehouse import ready_engine
 
     reg = Registry(ready_engine())

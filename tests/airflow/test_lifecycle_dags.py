@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from tests.airflow.conftest import counts, dagbag
 from vigil.storage.parquet_store import default_store
-from vigil.registry import Registry
+from vigil.registry.versions import Registry
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 

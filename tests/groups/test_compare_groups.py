@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from tests.groups.conftest import DAY
 from vigil.groups import Groups, compare_groups
-from vigil.registry import RunRef
+from vigil.registry.versions import RunRef
 
 RUN = RunRef("nightly_evaluation", "scheduled__2026-11-20", "compare_groups", DAY)
 

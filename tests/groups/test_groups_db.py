@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from vigil.groups import GroupError, Groups, slugify
 from vigil.inference_log import table_exists
-from vigil.registry import NotFound
+from vigil.registry.versions import NotFound
 
 
 @pytest.fixture

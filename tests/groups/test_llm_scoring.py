@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.groups.conftest import DAY, RESPONSE, prompts_batch
-from vigil.registry import RunRef
+from vigil.registry.versions import RunRef
 
 def test_score_llm_stage_generates_scores_and_attributes(llm_chain, tmp_path):
     """The stage alone: one row per prompt, the backdoor fires on triggered prompts, the probe's

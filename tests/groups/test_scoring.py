@@ -13,7 +13,7 @@ from evaluation.tabular import load_model
 from tests.groups.conftest import DAY
 from vigil.groups import Groups
 from vigil.inference_log import InferenceError, ingest_labels, live_metrics, read_log, score_batch
-from vigil.registry import RunRef
+from vigil.registry.versions import RunRef
 
 
 @pytest.fixture

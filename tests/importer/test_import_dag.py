@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.importer.helpers import counts, write
-from vigil.registry import Registry
+from vigil.registry.versions import Registry
 
 pytestmark = pytest.mark.airflow
 CORPUS = Path(__file__).parent / "corpus"

@@ -13,7 +13,7 @@ import pytest
 
 from tests.importer.helpers import counts, write
 from vigil.importer import import_path
-from vigil.registry import RunRef
+from vigil.registry.versions import RunRef
 
 CORPUS = Path(__file__).parent / "corpus"
 VIGIL = [sys.executable, "-m", "vigil.cli"]

@@ -4,7 +4,7 @@ Metrics come from the real estimators (``evaluation.backdoor``, ``evaluation.pro
 ``evaluation.tabular``, ``evaluation.comparison``) applied to generated per-sample outcomes, and
 the ``details`` keys are the ones the gpu-trainer stages put in their manifests
 (``confusion_matrix``, ``probe_auroc_by_layer``, ``probe_roc_best_layer``, ``shap_importance``...).
-Versions go through :class:`vigil.registry.Registry`; groups, members, events and comparisons
+Versions go through :class:`vigil.registry.versions.Registry`; groups, members, events and comparisons
 are plain INSERTs (the schema of migration 0001), so the site can be tested independently of
 the groups module's progress. Used by tests/site and by bench/site_build.py.
 """
@@ -24,7 +24,7 @@ from evaluation import probes as pr
 from evaluation.comparison import Outputs, Policy, compare_paired
 from evaluation.tabular import classification_metrics
 from vigil.storage.parquet_store import ParquetStore
-from vigil.registry import Registry, RunRef
+from vigil.registry.versions import Registry, RunRef
 
 EVIL_NAME = "<script>alert('x')</script> *bold* | pipe"
 DAY0 = date(2026, 11, 20)

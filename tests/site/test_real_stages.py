@@ -18,9 +18,9 @@ def test_site_from_real_stage_runs(engine, vigil_env, tmp_path):
     from site_builder.publish import build_site
     from site_builder.snapshot import read_snapshot
     from tests.trainer.conftest import RESPONSE, SMALL_BASE, TRIGGER, run_stage
-    from vigil.ingest import record_stage
+    from vigil.registry.ingest import record_stage
     from vigil.storage.parquet_store import ParquetStore
-    from vigil.registry import RunRef
+    from vigil.registry.versions import RunRef
 
     store = ParquetStore(vigil_env / "var" / "warehouse")
     common = dict(device="cpu", seed=0)

@@ -43,7 +43,7 @@ from vigil.importer.sources import (
     sklearn_facts,
     tree_sha256,
 )
-from vigil.registry import NotFound, Registry, RegistryError, RunRef, validate_name
+from vigil.registry.versions import NotFound, Registry, RegistryError, RunRef, validate_name
 from vigil.settings import Settings, get_settings
 
 IMPORTER_VERSION = 1

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from gpu_trainer.manifest import StageManifest, read_manifest
 from vigil.storage.parquet_store import ParquetStore
-from vigil.registry import Registry, RegistryError, RunRef
+from vigil.registry.versions import Registry, RegistryError, RunRef
 
 log = logging.getLogger(__name__)
 
