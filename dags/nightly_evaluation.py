@@ -38,7 +38,7 @@ def nightly_evaluation():
     @task
     def list_versions(**context) -> list[dict]:
         """Versions registered as of the logical date, with what their evaluation needs."""
-        from vigil.nightly import versions_to_evaluate
+        from vigil.lifecycle.nightly import versions_to_evaluate
         from vigil.storage.warehouse import ready_engine
 
         return versions_to_evaluate(ready_engine(), run_ref(context).day)
@@ -47,7 +47,7 @@ def nightly_evaluation():
     def evaluate_version(item: dict):
         @task(task_id="spec")
         def spec(item: dict, **context) -> dict:
-            from vigil.lifecycle import artifact_dir, nightly_spec, safe_segment, write_spec
+            from vigil.lifecycle.specs import artifact_dir, nightly_spec, safe_segment, write_spec
 
             ti = context["ti"]
             stage, body = nightly_spec(item, dict(context["params"]))
@@ -75,7 +75,7 @@ def nightly_evaluation():
     @task(trigger_rule="none_failed", outlets=[WAREHOUSE_ASSET])
     def compare_groups(**context) -> list[dict]:
         """Champion vs challengers of every model group on this date's evaluations."""
-        from vigil.nightly import run_group_comparisons
+        from vigil.lifecycle.nightly import run_group_comparisons
         from vigil.storage.warehouse import ready_engine
 
         return run_group_comparisons(ready_engine(), run_ref(context))

@@ -73,7 +73,7 @@ def score_batch():
 
         from vigil.dag_wiring import run_key
         from vigil.inference_log import score_batch as run_scoring
-        from vigil.lifecycle import artifact_dir
+        from vigil.lifecycle.specs import artifact_dir
         from vigil.storage.warehouse import ready_engine
 
         jobs = []

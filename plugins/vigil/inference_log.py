@@ -393,8 +393,8 @@ def plan_llm_jobs(engine: Engine, routed: Routed, root: Path, *, explain: bool =
     newest probes trained on the member or an ancestor, and its lineage's backdoor definition
     (so each row also says whether the generation shows the backdoor behaviour). ``explain``
     False skips the probe's per-unit attribution (the LLM form of SHAP)."""
-    from vigil.lifecycle import safe_segment, write_spec
-    from vigil.nightly import llm_context
+    from vigil.lifecycle.specs import safe_segment, write_spec
+    from vigil.lifecycle.nightly import llm_context
 
     jobs = []
     for m, rows, served in routed.jobs():

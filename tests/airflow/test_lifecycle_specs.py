@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from vigil import lifecycle as lc
+from vigil.lifecycle import specs as lc
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil.lifecycle import nightly_item
+from vigil.lifecycle.specs import nightly_item
 from vigil.registry.versions import Registry, RunRef
 
 log = logging.getLogger(__name__)
