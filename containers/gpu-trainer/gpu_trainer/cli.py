@@ -50,22 +50,48 @@ def describe_spec(spec_cls: type[BaseModel]) -> str:
     return "\n".join(lines)
 
 
+def shown_name(name: str) -> str:
+    """A field name as an error message shows it: escaped when it holds a newline or other
+    unprintable character, so the message stays one line (the last line is what Airflow shows)."""
+    return name if name.isprintable() else json.dumps(name)[1:-1]
+
+
 def format_validation_error(stage: str, spec_cls: type[BaseModel], err: ValidationError) -> str:
     parts = []
     for e in err.errors():
-        field = ".".join(str(x) for x in e["loc"])
+        field = ".".join(shown_name(str(x)) for x in e["loc"])
         msg = e["msg"].removeprefix("Value error, ")
         if not field:  # a check across fields: its message names them
             parts.append(msg)
             continue
         if e["type"] == "extra_forbidden":
             msg = f"unknown field; allowed fields: {', '.join(spec_cls.model_fields)}"
-        elif field in spec_cls.model_fields and spec_cls.model_fields[field].description:
+        elif field in spec_cls.model_fields and spec_cls.model_fields[field].description:  # known names are printable
             msg += f" ({spec_cls.model_fields[field].description})"
         got = e.get("input")
         got_s = f" [got {json.dumps(got, default=str)[:80]}]" if e["type"] != "missing" and not isinstance(got, dict) else ""
         parts.append(f"field '{field}': {msg}{got_s}")
     return f"invalid spec for {stage}: " + "; ".join(parts)
+
+
+class SpecError(ValueError):
+    """A spec the stage refuses; the message names the field and what it accepts."""
+
+
+def parse_spec(stage: str, spec_cls: type[BaseModel], text: str) -> BaseModel:
+    """JSON text -> the stage's validated spec, or :class:`SpecError` with a one-line message."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"spec is not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") from None
+    except RecursionError:
+        raise SpecError("spec is nested too deeply to be a stage spec") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"spec must be a JSON object, got {type(raw).__name__}")
+    try:
+        return spec_cls.model_validate(raw)
+    except ValidationError as e:
+        raise SpecError(format_validation_error(stage, spec_cls, e)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,18 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         return _fail(f"{args.stage}: --out DIR is required", EXIT_SPEC)
     mod = load_stage(args.stage)
+    if args.spec:
+        try:
+            text = args.spec.read_text()
+        except FileNotFoundError:
+            return _fail(f"spec file {args.spec} not found", EXIT_SPEC)
+        except (OSError, UnicodeDecodeError) as e:
+            return _fail(f"spec file {args.spec} cannot be read: {e}", EXIT_SPEC)
+    else:
+        text = args.spec_json or "{}"
     try:
-        raw = json.loads(args.spec.read_text()) if args.spec else json.loads(args.spec_json or "{}")
-    except FileNotFoundError:
-        return _fail(f"spec file {args.spec} not found", EXIT_SPEC)
-    except json.JSONDecodeError as e:
-        return _fail(f"spec is not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}", EXIT_SPEC)
-    if not isinstance(raw, dict):
-        return _fail("spec must be a JSON object", EXIT_SPEC)
-    try:
-        spec = mod.Spec.model_validate(raw)
-    except ValidationError as e:
-        return _fail(format_validation_error(args.stage, mod.Spec, e), EXIT_SPEC)
+        spec = parse_spec(args.stage, mod.Spec, text)
+    except SpecError as e:
+        return _fail(str(e), EXIT_SPEC)
 
     try:
         manifest = mod.run(spec, str(args.out))

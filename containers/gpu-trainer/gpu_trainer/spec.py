@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +42,15 @@ def ResponseField(default: str = DEFAULT_RESPONSE):  # noqa: N802
 
 def ModelPathField(description: str):  # noqa: N802
     return Field(min_length=1, description=description)
+
+
+def is_file(path: str | os.PathLike) -> bool:
+    """``Path.is_file`` for a user-given path: a name too long for the filesystem or with a NUL
+    byte is "not a file" (a clear spec error follows), not an OSError escaping validation."""
+    try:
+        return Path(path).expanduser().is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def cuda_visible() -> bool:

@@ -15,7 +15,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from gpu_trainer.spec import StageSpec
+from gpu_trainer.spec import StageSpec, is_file
 
 STAGE = "train-sklearn"
 Strategy = Literal["gradient_boosting", "logistic_regression", "random_forest", "isolation_forest"]
@@ -27,7 +27,7 @@ def check_table_path(v: str) -> str:
     p = Path(v).expanduser()
     if p.suffix.lower() not in ALLOWED_EXTS:
         raise ValueError(f"{v!r} must be a .parquet or .csv file")
-    if not p.is_file():
+    if not is_file(p):
         raise ValueError(f"{v!r} does not exist; write one with `python -m gpu_trainer.sklearn_data synthetic OUT.parquet`")
     return str(p.resolve())
 
