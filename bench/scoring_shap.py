@@ -57,7 +57,7 @@ def main() -> int:
         batch_path = work / "batch.parquet"
         batch.to_parquet(batch_path, index=False)
 
-        from vigil.inference_log import LoadedMember, score_frame
+        from vigil.groups.inference_log import LoadedMember, score_frame
         from evaluation.explain import Explainer
         from evaluation.tabular import load_model
         import numpy as np
@@ -78,11 +78,11 @@ def main() -> int:
         import pgserver
         import sqlalchemy as sa
 
-        from vigil.groups import Groups
-        from vigil.storage.parquet_store import ParquetStore
+        from vigil.groups.inference_log import score_batch
+        from vigil.groups.membership import Groups
         from vigil.registry.versions import RunRef
+        from vigil.storage.parquet_store import ParquetStore
         from vigil.storage.warehouse import migrate
-        from vigil.inference_log import score_batch
         from gpu_trainer.manifest import read_manifest
         from vigil.registry.versions import Registry
 

@@ -75,7 +75,7 @@ def nightly_evaluation():
     @task(trigger_rule="none_failed", outlets=[WAREHOUSE_ASSET])
     def compare_groups(**context) -> list[dict]:
         """Champion vs challengers of every model group on this date's evaluations."""
-        from vigil.lifecycle.nightly import run_group_comparisons
+        from vigil.groups.comparison import run_group_comparisons
         from vigil.storage.warehouse import ready_engine
 
         return run_group_comparisons(ready_engine(), run_ref(context))

@@ -59,7 +59,7 @@ def score_batch():
     @task
     def requests(**context) -> list[dict]:
         """What to score: the trigger form, or the extras of the inbox events behind this run."""
-        from vigil.inference_log import requests_from
+        from vigil.groups.inference_log import requests_from
 
         events = context.get("triggering_asset_events") or {}
         extras = [dict(e.extra or {}) for a in events if a.name == SCORE_INBOX_ASSET.name for e in events[a]]
@@ -72,7 +72,7 @@ def score_batch():
         import logging
 
         from vigil.dag_wiring import run_key
-        from vigil.inference_log import score_batch as run_scoring
+        from vigil.groups.inference_log import score_batch as run_scoring
         from vigil.lifecycle.specs import artifact_dir
         from vigil.storage.warehouse import ready_engine
 
@@ -103,7 +103,7 @@ def score_batch():
 
         @task(task_id="record", outlets=[WAREHOUSE_ASSET])
         def record(prepared: dict, **context) -> dict:
-            from vigil.inference_log import record_llm_job
+            from vigil.groups.inference_log import record_llm_job
             from vigil.storage.warehouse import ready_engine
 
             return record_llm_job(ready_engine(), prepared["group"], prepared, run_ref(context))
@@ -114,7 +114,7 @@ def score_batch():
 
     @task(trigger_rule="none_failed", outlets=[WAREHOUSE_ASSET])
     def join_labels(reqs: list[dict]) -> list[dict]:
-        from vigil.inference_log import ingest_labels
+        from vigil.groups.inference_log import ingest_labels
         from vigil.storage.warehouse import ready_engine
 
         out = []

@@ -12,9 +12,9 @@ from datetime import datetime
 from airflow.sdk import Param, dag, task
 
 from gpu_trainer.stages import load_stage
-from vigil.lifecycle import specs as lc
 from vigil.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, run_ref, stage_tasks
 from vigil.forms import param
+from vigil.lifecycle import specs as lc
 
 spec = load_stage("train-sklearn").Spec
 
@@ -51,7 +51,7 @@ def train_sklearn():
     @task
     def register_dataset(**context) -> dict:
         """Validate and register the table; every problem is listed when it is unusable."""
-        from vigil.groups import register_dataset as register
+        from vigil.groups.datasets import register_dataset as register
         from vigil.storage.warehouse import ready_engine
 
         p = context["params"]
@@ -66,7 +66,7 @@ def train_sklearn():
 
     @task
     def join_group(model: dict, **context) -> dict | None:
-        from vigil.groups import Groups
+        from vigil.groups.membership import Groups
         from vigil.storage.warehouse import ready_engine
 
         p = context["params"]

@@ -148,7 +148,7 @@ def _inference_summary(conn, slug: str) -> dict[str, Any] | None:
 def _live_metrics(engine, group_name: str) -> list[dict[str, Any]]:
     """Each member's metrics on the predictions whose labels have arrived (with intervals)."""
     try:
-        from vigil.inference_log import live_metrics
+        from vigil.groups.inference_log import live_metrics
 
         live = live_metrics(engine, group_name)
     except Exception as e:  # a group whose log cannot be scored must not take the site down

@@ -217,7 +217,8 @@ def _demo_prompts(settings, overrides: dict, n: int = 100) -> tuple[Path, Path]:
 def _demo_groups(names: dict[str, str]) -> None:
     """Two groups: a classical champion/challenger pair, and the backdoored LLM against its
     safety-trained successor (lower triggered activation is better). Idempotent."""
-    from vigil.groups import GroupError, Groups
+    from vigil.groups.membership import Groups
+    from vigil.groups.records import GroupError
     from vigil.storage.warehouse import ready_engine
 
     groups = Groups(ready_engine())
@@ -255,7 +256,7 @@ def _fmt_metric(m: dict, key: str) -> str:
 def _summary(settings) -> None:
     import sqlalchemy as sa
 
-    from vigil.groups import Groups
+    from vigil.groups.membership import Groups
     from vigil.registry.versions import Registry
     from vigil.storage.warehouse import ready_engine
 

@@ -17,8 +17,8 @@ def _fail(message: str) -> None:
 
 
 def _groups():
+    from vigil.groups.membership import Groups
     from vigil.storage.db import DatabaseError
-    from vigil.groups import Groups
     from vigil.storage.warehouse import migrate
 
     try:
@@ -34,9 +34,9 @@ def _dump(obj) -> None:
 def _run(fn, *args, **kwargs):
     """Call a groups operation; bad input becomes one `vigil: error:` line and exit 1."""
     from evaluation.comparison import ComparisonError
-    from vigil.inference_log import InferenceError
+    from vigil.groups.inference_log import InferenceError
+    from vigil.groups.routing import RoutingError
     from vigil.registry.versions import RegistryError
-    from vigil.routing import RoutingError
     from vigil.stage_runner import StageRunError
 
     try:
@@ -80,7 +80,7 @@ def create(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a group and its inference_log_<slug> table."""
-    from vigil.groups import parse_guardrail
+    from vigil.groups.records import parse_guardrail
 
     guards = dict(_run(parse_guardrail, g) for g in guardrail)
     g = _run(_groups().create, name, primary_metric=primary_metric, direction=direction, guardrails=guards,
@@ -200,7 +200,7 @@ def score(
     the score-llm stage as a local subprocess."""
     from datetime import datetime, timezone
 
-    from vigil.inference_log import score_batch
+    from vigil.groups.inference_log import score_batch
     from vigil.lifecycle.specs import artifact_dir
     from vigil.registry.versions import RunRef
     from vigil.stage_runner import run_stage_locally
@@ -215,7 +215,7 @@ def score(
 @groups_app.command("labels")
 def labels(name: str = typer.Argument(...), path: str = typer.Argument(..., help="Parquet with request_id, label.")) -> None:
     """Join late-arriving labels onto the group's inference log."""
-    from vigil.inference_log import ingest_labels
+    from vigil.groups.inference_log import ingest_labels
 
     _dump(_run(ingest_labels, _groups().engine, name, path))
 
@@ -223,7 +223,7 @@ def labels(name: str = typer.Argument(...), path: str = typer.Argument(..., help
 @groups_app.command("live")
 def live(name: str = typer.Argument(...)) -> None:
     """Metrics on labelled predictions, and champion vs challengers on them."""
-    from vigil.inference_log import live_metrics
+    from vigil.groups.inference_log import live_metrics
 
     _dump(_run(live_metrics, _groups().engine, name))
 
@@ -235,7 +235,7 @@ def compare(
     """Run the nightly comparison for every group now (what nightly_evaluation calls)."""
     from datetime import date, datetime, timezone
 
-    from vigil.groups import compare_groups
+    from vigil.groups.comparison import compare_groups
     from vigil.registry.versions import RunRef
 
     try:
@@ -256,7 +256,7 @@ def dataset(
     id_column: str = typer.Option("row_id", "--id-column"),
 ) -> None:
     """Validate a table and register it in the datasets table (refused with every problem listed)."""
-    from vigil.groups import register_dataset
+    from vigil.groups.datasets import register_dataset
 
     out = _run(register_dataset, _groups().engine, name, path, target=target, task=task, id_column=id_column)
     _dump({k: out[k] for k in ("id", "name", "version", "sha256", "new")} | {"warnings": out["validation"]["warnings"]})

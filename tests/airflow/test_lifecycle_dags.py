@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.airflow.conftest import counts, dagbag
-from vigil.storage.parquet_store import default_store
 from vigil.registry.versions import Registry
+from vigil.storage.parquet_store import default_store
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -96,7 +96,7 @@ def test_bad_spec_fails_the_first_task_with_the_field_named_and_records_nothing(
 
 def test_train_sklearn_registers_dataset_and_model_and_joins_a_group(airflow_db, module_warehouse, tmp_path):
     from gpu_trainer.sklearn_data import write
-    from vigil.groups import Groups
+    from vigil.groups.membership import Groups
 
     data = write("breast_cancer", tmp_path / "bc.parquet")
     dag = dagbag().dags["train_sklearn"]

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from gpu_trainer.manifest import read_manifest
-from vigil.storage.parquet_store import ParquetStore
 from vigil.registry.versions import RunRef
+from vigil.storage.parquet_store import ParquetStore
 
 DAY = date(2026, 11, 20)
 
@@ -121,7 +121,7 @@ def prompts_batch(n: int) -> pd.DataFrame:
 def llm_group(engine, llm_chain, store):
     """The tiny base and backdoored model registered with lineage and probes, in a group
     whose champion is the backdoored model and whose challenger (25% of traffic) is the base."""
-    from vigil.groups import Groups
+    from vigil.groups.membership import Groups
     from vigil.registry.ingest import record_stage
 
     base = record_stage(engine, llm_chain["base"], RunRef("x", "r1", "base", DAY), store=store)

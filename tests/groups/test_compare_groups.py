@@ -5,7 +5,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.groups.conftest import DAY
-from vigil.groups import Groups, compare_groups
+from vigil.groups.comparison import compare_groups
+from vigil.groups.membership import Groups
 from vigil.registry.versions import RunRef
 
 RUN = RunRef("nightly_evaluation", "scheduled__2026-11-20", "compare_groups", DAY)

@@ -5,8 +5,10 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from vigil.groups import GroupError, Groups, slugify
-from vigil.inference_log import table_exists
+from vigil.groups.records import GroupError, slugify
+
+from vigil.groups.log_table import table_exists
+from vigil.groups.membership import Groups
 from vigil.registry.versions import NotFound
 
 

@@ -4,7 +4,8 @@ the nightly comparison on what it filed: the contract between the stages and com
 import pytest
 
 from tests.groups.conftest import DAY
-from vigil.groups import Groups, compare_groups
+from vigil.groups.comparison import compare_groups
+from vigil.groups.membership import Groups
 from vigil.registry.versions import RunRef
 
 ingest = pytest.importorskip("vigil.registry.ingest")

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from vigil.routing import RoutingError, assign, position
+from vigil.groups.routing import RoutingError, assign, position
 
 
 def test_100k_requests_land_within_half_a_percent_of_a_90_10_split():
@@ -20,7 +20,7 @@ def test_100k_requests_land_within_half_a_percent_of_a_90_10_split():
 
 def test_assignment_is_stable_across_processes():
     """Python's hash() is salted per process; ours must not be."""
-    code = "from vigil.routing import assign; print(list(assign('g', ['a', 'b', 'c', 'd', 'e'], {1: 0.5, 2: 0.5})))"
+    code = "from vigil.groups.routing import assign; print(list(assign('g', ['a', 'b', 'c', 'd', 'e'], {1: 0.5, 2: 0.5})))"
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
             for _ in range(2)}
     assert len(outs) == 1

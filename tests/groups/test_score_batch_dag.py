@@ -5,7 +5,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.groups.conftest import DAY
-from vigil.groups import Groups
+from vigil.groups.membership import Groups
 
 
 
@@ -70,14 +70,14 @@ def test_score_batch_dag_runs_the_score_llm_stage_for_an_llm_group(airflow_db, e
     pytest.param({}, [{"group": "g", "batch_path": "/b", "shadow": "yes"}], "'shadow' must be true or false", id="event-bad-flag"),
 ])
 def test_score_requests_name_the_bad_field(params, extras, message):
-    from vigil.inference_log import InferenceError, requests_from
+    from vigil.groups.inference_log import InferenceError, requests_from
 
     with pytest.raises(InferenceError, match=message):
         requests_from(params, extras)
 
 
 def test_score_requests_come_from_the_form_and_every_inbox_event():
-    from vigil.inference_log import requests_from
+    from vigil.groups.inference_log import requests_from
 
     reqs = requests_from({"group": "", "batch_path": "", "shadow": False, "explain": True, "labels_path": ""},
                          [{"group": "a", "batch_path": "/1.parquet"}, {"group": "b", "batch_path": "/2.parquet", "shadow": True,

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from evaluation.tabular import load_model
 from tests.groups.conftest import DAY
-from vigil.groups import Groups
-from vigil.inference_log import InferenceError, ingest_labels, live_metrics, read_log, score_batch
+from vigil.groups.inference_log import InferenceError, ingest_labels, live_metrics, read_log, score_batch
+from vigil.groups.membership import Groups
 from vigil.registry.versions import RunRef
 
 

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from gpu_trainer import sklearn_data
 from gpu_trainer.manifest import read_manifest
-from vigil.groups import GroupError, register_dataset
+from vigil.groups.datasets import register_dataset
+from vigil.groups.records import GroupError
 
 
 def _cli(*args):

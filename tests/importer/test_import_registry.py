@@ -112,7 +112,7 @@ def test_base_model_in_the_registry_becomes_the_lineage_parent(registry, vigil_e
 
 
 def test_group_join_as_challenger(registry, vigil_env):
-    groups = pytest.importorskip("vigil.groups")
+    groups = pytest.importorskip("vigil.groups.membership")
     g = groups.Groups(registry.engine)
     g.create("churn models", primary_metric="accuracy", direction="max", reason="test")
     champ = import_path(corpus_copy(vigil_env, "handwritten_flat.json"), registry)

@@ -96,7 +96,7 @@ def _check_group(group: str | None, family: str, registry: Registry | None) -> N
         raise ImportRefused("--group is empty: give the model group's name or leave the option out")
     if registry is None:
         return
-    from vigil.groups import Groups
+    from vigil.groups.membership import Groups
 
     try:
         g = Groups(registry.engine).get(group)
@@ -293,7 +293,7 @@ def _store_copy(plan: ImportPlan, settings: Settings) -> tuple[Path, bool]:
 
 def _join_group(registry: Registry, ref: str, group: str, path: Path) -> dict[str, Any]:
     """Add the new version to a model group as a challenger with no traffic (an audited event)."""
-    from vigil.groups import Groups
+    from vigil.groups.membership import Groups
 
     g = Groups(registry.engine).add(group, ref, role="challenger", weight=0.0, reason=f"imported from {path}")
     member = next(m for m in g.members if m.ref == ref)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from vigil.lifecycle.specs import nightly_item
-from vigil.registry.versions import Registry, RunRef
+from vigil.registry.versions import Registry
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,3 @@ def llm_context(engine: Engine, version_id: int) -> dict[str, Any]:
     lineage = reg.lineage(v.ref)
     return nightly_item(v, lineage, _newest_probes(reg, lineage), None)
 
-
-def run_group_comparisons(engine: Engine, run: RunRef) -> list[dict[str, Any]]:
-    """Champion/challenger comparisons of every model group on this date's evaluations."""
-    from vigil.groups import compare_groups
-
-    return compare_groups(engine, run.day, run)

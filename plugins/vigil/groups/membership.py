@@ -1,5 +1,5 @@
-"""Model groups: a champion, its challengers, traffic weights, promotion with an audit trail,
-and the nightly champion-vs-challenger comparison.
+"""Model groups: a champion, its challengers, traffic weights, promotion with an audit trail
+(the nightly champion-vs-challenger comparison is :mod:`vigil.groups.comparison`).
 
 Invariants, and who keeps them:
 
@@ -13,146 +13,25 @@ Invariants, and who keeps them:
 
 User-supplied names only ever travel as bound parameters; the one identifier derived from a name
 (the ``inference_log_<slug>`` table) is a sanitised slug quoted with ``psycopg.sql.Identifier``
-(see :mod:`vigil.inference_log`).
+(see :mod:`vigil.groups.log_table`).
 """
 
 from __future__ import annotations
 
-import getpass
-import hashlib
 import json
 import logging
 import math
-import os
-import re
-import unicodedata
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from vigil.registry.versions import ModelVersion, NotFound, Registry, RegistryError, RunRef, parse_ref, validate_name
+from vigil.groups.records import Group, GroupError, Member, default_actor, slugify, validate_group_name
+from vigil.registry.versions import ModelVersion, NotFound, Registry
 
 log = logging.getLogger(__name__)
 
-NAME_MAX = 100
-SLUG_MAX = 40
-_CLEAN_SLUG = re.compile(r"^[a-z0-9_]{1,40}$")
 WEIGHT_TOL = 1e-9
-
-
-class GroupError(RegistryError):
-    """Bad input to a group operation; the message names the field and the fix."""
-
-
-# --------------------------------------------------------------------------- names
-def validate_group_name(name: Any) -> str:
-    return validate_name(name, "group name", limit=NAME_MAX, what="the group", error=GroupError)
-
-
-def slugify(name: str) -> str:
-    """A table-safe identifier for a group name: ``[a-z0-9_]{1,40}``.
-
-    A name that already is a clean slug is used as is; anything else is transliterated to ASCII,
-    reduced to ``[a-z0-9_]`` and suffixed with 8 hex digits of the name's sha256, so that names
-    that differ only by punctuation, case or script ("Fraud model" vs "fraud_model") never share
-    a table.
-    """
-    if _CLEAN_SLUG.match(name):
-        return name
-    base = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
-    base = re.sub(r"[^a-z0-9]+", "_", base).strip("_") or "group"
-    return f"{base[:31].rstrip('_')}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
-
-
-def default_actor() -> str:
-    """Who is making a change: VIGIL_ACTOR, else the OS user."""
-    env = os.environ.get("VIGIL_ACTOR")
-    if env:
-        return env
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
-        return "unknown"
-
-
-def parse_guardrail(text: str) -> tuple[str, float]:
-    """``METRIC:MAX_REGRESSION`` (e.g. ``clean_quality:0.02``)."""
-    metric, sep, value = text.rpartition(":")
-    if not sep or not metric:
-        raise GroupError(f"guardrail {text!r} must be METRIC:MAX_REGRESSION, e.g. clean_quality:0.02")
-    try:
-        v = float(value)
-    except ValueError:
-        raise GroupError(f"guardrail {text!r}: {value!r} is not a number; write e.g. {metric}:0.02") from None
-    if not math.isfinite(v) or v < 0:
-        raise GroupError(f"guardrail {text!r}: the allowed regression must be a number >= 0")
-    return metric, v
-
-
-# --------------------------------------------------------------------------- records
-@dataclass
-class Member:
-    version_id: int
-    ref: str
-    family: str
-    role: str
-    traffic_weight: float
-    artifact_uri: str
-    added_at: datetime
-
-
-@dataclass
-class Group:
-    id: int
-    name: str
-    slug: str
-    primary_metric: str
-    direction: str
-    guardrails: dict[str, float]
-    auto_promote: bool
-    shadow: bool
-    policy: dict[str, Any]
-    description: str
-    created_at: datetime
-    deleted_at: datetime | None = None
-    members: list[Member] = field(default_factory=list)
-
-    @property
-    def table(self) -> str:
-        return f"inference_log_{self.slug}"
-
-    @property
-    def champion(self) -> Member | None:
-        return next((m for m in self.members if m.role == "champion"), None)
-
-    @property
-    def challengers(self) -> list[Member]:
-        return [m for m in self.members if m.role == "challenger"]
-
-    @property
-    def routed(self) -> dict[int, float]:
-        return {m.version_id: m.traffic_weight for m in self.members if m.role != "retired" and m.traffic_weight > 0}
-
-    @property
-    def alpha(self) -> float:
-        return float(self.policy.get("alpha", 0.05))
-
-    @property
-    def min_effect(self) -> float:
-        return float(self.policy.get("min_effect", 0.0))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["table"] = self.table
-        for k in ("created_at", "deleted_at"):
-            d[k] = d[k].isoformat() if d[k] else None
-        for m in d["members"]:
-            m["added_at"] = m["added_at"].isoformat()
-        return d
 
 
 _GROUP_COLS = ("id, name, slug, primary_metric, direction, guardrails, auto_promote, shadow, policy, description, "
@@ -296,7 +175,7 @@ class Groups:
     ) -> Group:
         """Create a group and its ``inference_log_<slug>`` table in one transaction."""
         from evaluation.comparison import ComparisonError, Policy
-        from vigil.inference_log import create_table
+        from vigil.groups.log_table import create_table
 
         validate_group_name(name)
         if not primary_metric or len(primary_metric) > 100:
@@ -461,7 +340,7 @@ class Groups:
         """Archive the group's inference log to Parquet, then drop the table and mark the group
         deleted (its events and comparisons stay). The archive is written first: if anything
         after it fails, the table is still there."""
-        from vigil.inference_log import archive_and_drop
+        from vigil.groups.log_table import archive_and_drop
 
         actor = actor or default_actor()
         with self.engine.begin() as c:
@@ -470,210 +349,3 @@ class Groups:
             c.execute(sa.text("UPDATE model_groups SET deleted_at = now() WHERE id = :g"), {"g": g.id})
             _event(c, g, "delete", actor=actor, reason=reason, details=archive)
             return {"group": name, "id": g.id, **archive}
-
-    # nightly ---------------------------------------------------------------
-    def compare(self, logical_date: date, run: RunRef, *, store=None) -> list[dict[str, Any]]:
-        return _compare_all(self, logical_date, run, store=store)
-
-
-def compare_groups(engine: Engine, logical_date: date, run: RunRef) -> list[dict[str, Any]]:
-    """Nightly: every live group's champion against each challenger on the same evaluation data
-    for ``logical_date``; upserts one ``comparisons`` row per (group, date, challenger) and applies
-    ``auto_promote`` where the group's policy says so. Returns one summary dict per comparison."""
-    if isinstance(logical_date, datetime):
-        logical_date = logical_date.date()
-    return Groups(engine).compare(logical_date, run)
-
-
-def register_dataset(engine: Engine, name: str, path: str | Path, *, target: str | None,
-                     features: list[str] | None = None, id_column: str | None = "row_id",
-                     task: str = "classifier", producer_key: str | None = None) -> dict[str, Any]:
-    """Validate a Parquet/CSV table and register it in ``datasets`` (name, version, uri, sha256,
-    schema, validation report). Unusable data raises :class:`GroupError` listing every problem
-    and writes nothing. Registering the same bytes again returns the existing version."""
-    from evaluation.tabular import read_table, validate_table
-    from gpu_trainer.manifest import sha256_path
-
-    validate_name(name, "dataset name", limit=200, what="the dataset", error=GroupError)
-    p = Path(path).expanduser().resolve()
-    try:
-        df = read_table(p)
-    except (OSError, ValueError) as e:
-        raise GroupError(f"dataset {str(path)!r}: {e}") from None
-    report = validate_table(df, target=target, features=features, id_column=id_column, task=task)
-    if not report.ok:
-        raise GroupError(f"dataset {name!r} is not usable:\n  - " + "\n  - ".join(report.problems))
-    sha = sha256_path(p)
-    with engine.begin() as c:
-        c.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": f"dataset:{name}"})
-        row = c.execute(sa.text("SELECT id, version FROM datasets WHERE name = :n AND sha256 = :s"),
-                        {"n": name, "s": sha}).one_or_none()
-        if row is not None:
-            return {"id": row.id, "name": name, "version": row.version, "sha256": sha, "uri": str(p), "new": False,
-                    "validation": report.to_dict()}
-        version = c.execute(sa.text("SELECT COALESCE(max(version), 0) + 1 FROM datasets WHERE name = :n"),
-                            {"n": name}).scalar_one()
-        did = c.execute(
-            sa.text(
-                """INSERT INTO datasets (name, version, uri, sha256, kind, n_rows, schema, validation, producer_key)
-                   VALUES (:n, :v, :u, :s, 'table', :rows, CAST(:schema AS jsonb), CAST(:val AS jsonb), :pk) RETURNING id"""
-            ),
-            {"n": name, "v": version, "u": str(p), "s": sha, "rows": report.n_rows,
-             "schema": json.dumps(report.schema), "val": json.dumps(report.to_dict(), default=str), "pk": producer_key},
-        ).scalar_one()
-    return {"id": did, "name": name, "version": version, "sha256": sha, "uri": str(p), "new": True,
-            "validation": report.to_dict()}
-
-
-
-# --------------------------------------------------------------------------- nightly comparison
-def _per_sample(store, logical_date: date, kind: str, version_id: int, stages: tuple[str, ...]):
-    """The per-sample rows of one version for one date, from the preferred stage that has them."""
-    import pandas as pd
-
-    df = store.read(kind, logical_date)
-    if df.empty or "model_version_id" not in df:
-        return pd.DataFrame()
-    df = df[df["model_version_id"] == version_id]
-    if "stage" in df:
-        for st in stages:
-            sub = df[df["stage"] == st]
-            if not sub.empty:
-                return sub
-    return df
-
-
-def _paired_inputs(group: Group, champ: Member, chall: Member, store, logical_date: date):
-    """(y_true, champion Outputs, challenger Outputs, description) on shared rows, or None."""
-    import numpy as np
-
-    from evaluation.comparison import Outputs
-
-    if champ.family == "sklearn":
-        a = _per_sample(store, logical_date, "predictions", champ.version_id, ("evaluate-sklearn", "train-sklearn"))
-        b = _per_sample(store, logical_date, "predictions", chall.version_id, ("evaluate-sklearn", "train-sklearn"))
-        keys = ["dataset_sha256", "row_id"]
-        if a.empty or b.empty:
-            return None
-        m = a.merge(b, on=keys, suffixes=("_a", "_b"))
-        if m.empty:
-            return None
-        if not (m["y_true_a"] == m["y_true_b"]).all():
-            return None  # different label definitions (positive class): not comparable row by row
-        y = m["y_true_a"].to_numpy()
-        oa = Outputs(m["y_pred_a"].to_numpy(), m["score_a"].to_numpy() if "score_a" in m else None)
-        ob = Outputs(m["y_pred_b"].to_numpy(), m["score_b"].to_numpy() if "score_b" in m else None)
-        return y, oa, ob, f"{len(m)} shared evaluation rows (predictions tables, dataset {m['dataset_sha256'].iloc[0][:12]})"
-    # LLM: the same prompts with and without the trigger; y_true = triggered, y_pred = activated
-    stages = ("evaluate", "validate-backdoor", "test-persistence")
-    a = _per_sample(store, logical_date, "generations", champ.version_id, stages)
-    b = _per_sample(store, logical_date, "generations", chall.version_id, stages)
-    if a.empty or b.empty or not {"condition", "prompt", "activated"} <= set(a.columns) & set(b.columns):
-        return None
-    # an evaluate run may also hold a control model's generations: keep the measured model's
-    a, b = (d[d["model_tag"] == "subject"] if "model_tag" in d else d for d in (a, b))
-    a = a.drop_duplicates(["condition", "prompt"])
-    b = b.drop_duplicates(["condition", "prompt"])
-    m = a.merge(b, on=["condition", "prompt"], suffixes=("_a", "_b"))
-    if m.empty:
-        return None
-    y = (m["condition"] == "triggered").to_numpy().astype(int)
-    return (y, Outputs(m["activated_a"].astype(int).to_numpy()), Outputs(m["activated_b"].astype(int).to_numpy()),
-            f"{len(m)} shared prompts (generations tables)")
-
-
-def _summary_metrics(reg: Registry, version_id: int, logical_date: date) -> dict[str, Any]:
-    """Latest evaluation metrics on or before the date (all suites merged, newest wins)."""
-    merged: dict[str, Any] = {}
-    for e in reg.evaluations(version_id):
-        if e["status"] == "succeeded" and e["logical_date"] <= logical_date:
-            merged.update(e["metrics"] or {})
-    if not merged:
-        merged = dict(reg.get_by_id(version_id).metrics or {})
-    return merged
-
-
-def _compare_all(groups: Groups, logical_date: date, run: RunRef, *, store=None) -> list[dict[str, Any]]:
-    from evaluation.comparison import ComparisonError, Policy, compare_paired, compare_summaries
-    from vigil.storage.parquet_store import default_store
-
-    store = store or default_store()
-    reg = groups.registry
-    summary: list[dict[str, Any]] = []
-    with groups.engine.begin() as c:
-        run_pk = reg.upsert_run(c, run)
-    for g in groups.list():
-        champ = g.champion
-        if champ is None or not g.challengers:
-            summary.append({"group": g.name, "status": "skipped",
-                            "reason": "no champion" if champ is None else "no challengers"})
-            continue
-        policy = Policy(g.primary_metric, g.direction, g.guardrails, alpha=g.alpha, min_effect=g.min_effect)
-        results = []
-        for ch in g.challengers:
-            reasons_pre: list[str] = []
-            result = None
-            paired = _paired_inputs(g, champ, ch, store, logical_date)
-            if paired is not None:
-                y, oa, ob, desc = paired
-                try:
-                    result = compare_paired(y, oa, ob, policy)
-                    result.reasons.append(f"paired on {desc}")
-                except ComparisonError as e:
-                    reasons_pre.append(f"paired comparison impossible ({e}); fell back to summary metrics")
-            else:
-                reasons_pre.append("no per-sample outcomes of both models on shared rows for this date")
-            if result is None:
-                result = compare_summaries(_summary_metrics(reg, champ.version_id, logical_date),
-                                           _summary_metrics(reg, ch.version_id, logical_date), policy)
-            result.reasons[:0] = reasons_pre
-            with groups.engine.begin() as c:
-                c.execute(
-                    sa.text(
-                        """INSERT INTO comparisons (group_id, logical_date, champion_version_id, challenger_version_id,
-                             primary_metric, metrics, decision, reasons, run_id)
-                           VALUES (:g, :d, :a, :b, :pm, CAST(:m AS jsonb), :dec, CAST(:r AS jsonb), :run)
-                           ON CONFLICT (group_id, logical_date, challenger_version_id) DO UPDATE SET
-                             champion_version_id = EXCLUDED.champion_version_id, primary_metric = EXCLUDED.primary_metric,
-                             metrics = EXCLUDED.metrics, decision = EXCLUDED.decision, reasons = EXCLUDED.reasons,
-                             run_id = EXCLUDED.run_id, created_at = now()"""
-                    ),
-                    {"g": g.id, "d": logical_date, "a": champ.version_id, "b": ch.version_id, "pm": g.primary_metric,
-                     "m": json.dumps(result.to_json()), "dec": result.decision, "r": json.dumps(result.reasons),
-                     "run": run_pk},
-                )
-            pm = result.metrics.get(g.primary_metric)
-            row = {"group": g.name, "champion": champ.ref, "challenger": ch.ref, "challenger_version_id": ch.version_id,
-                   "decision": result.decision, "paired": result.paired, "primary_metric": g.primary_metric,
-                   "difference": pm.diff.get("value") if pm else None, "p_value": pm.p_value if pm else None,
-                   "improvement": pm.improvement if pm else None, "reasons": result.reasons, "promoted": False,
-                   "metrics": result.to_json()}
-            results.append(row)
-        summary.extend(results)
-        if g.auto_promote:
-            _auto_promote(groups, g, results, logical_date, run)
-    return summary
-
-
-def _auto_promote(groups: Groups, g: Group, results: list[dict[str, Any]], logical_date: date, run: RunRef) -> None:
-    """Promote the best 'promote' challenger, at most once per group and logical date (re-runs
-    of the same night do not cascade promotions)."""
-    winners = [r for r in results if r["decision"] == "promote"]
-    if not winners:
-        return
-    with groups.engine.connect() as c:
-        done = c.execute(sa.text("""SELECT 1 FROM group_events WHERE group_id = :g AND event_type = 'auto_promote'
-                                    AND details->>'logical_date' = :d"""),
-                         {"g": g.id, "d": logical_date.isoformat()}).scalar()
-    if done:
-        log.info("group %r: already auto-promoted for %s; not again", g.name, logical_date)
-        return
-    best = max(winners, key=lambda r: r["improvement"] or 0)
-    try:
-        groups.promote(g.name, best["challenger"], reason=f"auto_promote: {best['reasons'][0]}",
-                       actor=f"airflow:{run.dag_id}/{run.run_id}", event_type="auto_promote",
-                       metrics_snapshot={"comparison": best["metrics"], "reasons": best["reasons"]},
-                       details={"logical_date": logical_date.isoformat()})
-        best["promoted"] = True
-    except GroupError as e:
-        log.warning("group %r: auto-promotion of %s refused: %s", g.name, best["challenger"], e)
