@@ -8,7 +8,9 @@ second, naming the field and what it accepts. Any error during the stage exits 1
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import shutil
 import sys
 import traceback
 import typing
@@ -120,6 +122,24 @@ def _stage_help(name: str) -> str:
             f"spec fields:\n{describe_spec(mod.Spec)}\n")
 
 
+def _disk_full(e: BaseException) -> bool:
+    """ENOSPC, also when a library (safetensors, pyarrow) wraps it in its own exception type."""
+    while e is not None:
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC or "No space left on device" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _free_bytes(path: Path) -> int | str:
+    for p in (path, *path.parents):
+        try:
+            return shutil.disk_usage(p).free
+        except OSError:
+            continue
+    return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.stage is None:
@@ -155,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{args.stage} interrupted", 130)
     except Exception as e:  # noqa: BLE001 - the one-line summary is the contract; traceback above it
         traceback.print_exc()
+        if _disk_full(e):
+            return _fail(f"{args.stage} failed: no space left on the device holding {args.out} "
+                         f"({_free_bytes(args.out)} bytes free); nothing was recorded (no manifest.json was written): "
+                         "free space there or give another --out", 1)
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         return _fail(f"{args.stage} failed: {type(e).__name__}: {first}", 1)
     print(json.dumps({"stage": manifest.stage, "out": str(args.out), "seconds": round(manifest.timings.seconds, 2),
