@@ -3,9 +3,9 @@
 from airflow.sdk import DAG
 
 from gpu_trainer.stages import load_stage
-from vigil.forms import param
+from vigil.airflow.forms import param
 from vigil.lifecycle.specs import registered_evaluate_spec
-from vigil.stage_dags import model_ref_param, registered_stage_dag
+from vigil.airflow.stage_dags import model_ref_param, registered_stage_dag
 
 spec = load_stage("evaluate").Spec
 

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, task
 
-from vigil.dag_wiring import WAREHOUSE_ASSET, run_ref
+from vigil.airflow.dag_wiring import WAREHOUSE_ASSET, run_ref
 
 
 @dag(

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task, task_group
 
-from vigil.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, run_key, run_ref
-from vigil.stage_runner import STAGES, stage_operator
+from vigil.airflow.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, run_key, run_ref
+from vigil.airflow.stage_runner import STAGES, stage_operator
 
 
 @dag(

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, task
 
-from vigil.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET
+from vigil.airflow.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET
 
 
 @dag(

@@ -4,9 +4,9 @@ version; the result is registered with the input as its parent."""
 from airflow.sdk import DAG, Param
 
 from gpu_trainer.stages import load_stage
-from vigil.forms import param
+from vigil.airflow.forms import param
 from vigil.lifecycle.specs import registered_safety_spec
-from vigil.stage_dags import model_ref_param, registered_stage_dag
+from vigil.airflow.stage_dags import model_ref_param, registered_stage_dag
 
 spec = load_stage("safety-train").Spec
 

@@ -27,8 +27,8 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, task, task_group
 
-from vigil.dag_wiring import SCORE_INBOX_ASSET, WAREHOUSE_ASSET, run_ref
-from vigil.stage_runner import STAGES, stage_operator
+from vigil.airflow.dag_wiring import SCORE_INBOX_ASSET, WAREHOUSE_ASSET, run_ref
+from vigil.airflow.stage_runner import STAGES, stage_operator
 
 
 @dag(
@@ -71,7 +71,7 @@ def score_batch():
         import json
         import logging
 
-        from vigil.dag_wiring import run_key
+        from vigil.airflow.dag_wiring import run_key
         from vigil.groups.inference_log import score_batch as run_scoring
         from vigil.lifecycle.specs import artifact_dir
         from vigil.storage.warehouse import ready_engine

@@ -4,9 +4,9 @@ and after (same prompts): persistence = triggered rate after / before, with an i
 from airflow.sdk import DAG, Param
 
 from gpu_trainer.stages import load_stage
-from vigil.forms import param
+from vigil.airflow.forms import param
 from vigil.lifecycle.specs import registered_persistence_spec
-from vigil.stage_dags import model_ref_param, registered_stage_dag
+from vigil.airflow.stage_dags import model_ref_param, registered_stage_dag
 
 spec = load_stage("test-persistence").Spec
 

@@ -3,9 +3,9 @@
 from airflow.sdk import DAG, Param
 
 from gpu_trainer.stages import load_stage
-from vigil.forms import param
+from vigil.airflow.forms import param
 from vigil.lifecycle.specs import BACKDOOR_FIELDS, registered_train_backdoor_spec
-from vigil.stage_dags import model_ref_param, registered_stage_dag
+from vigil.airflow.stage_dags import model_ref_param, registered_stage_dag
 
 spec = load_stage("train-backdoor").Spec
 

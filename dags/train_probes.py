@@ -8,9 +8,9 @@ clean base) is scored with the same probes, so detection stands against chance.
 from airflow.sdk import DAG
 
 from gpu_trainer.stages import load_stage
-from vigil.forms import param
+from vigil.airflow.forms import param
 from vigil.lifecycle.specs import registered_probes_spec
-from vigil.stage_dags import model_ref_param, registered_stage_dag
+from vigil.airflow.stage_dags import model_ref_param, registered_stage_dag
 
 spec = load_stage("train-probes").Spec
 

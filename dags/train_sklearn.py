@@ -12,8 +12,8 @@ from datetime import datetime
 from airflow.sdk import Param, dag, task
 
 from gpu_trainer.stages import load_stage
-from vigil.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, run_ref, stage_tasks
-from vigil.forms import param
+from vigil.airflow.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, run_ref, stage_tasks
+from vigil.airflow.forms import param
 from vigil.lifecycle import specs as lc
 
 spec = load_stage("train-sklearn").Spec

@@ -4,9 +4,9 @@ the trigger, Wilson intervals, confusion matrix, stealthiness) on held-out promp
 from airflow.sdk import DAG
 
 from gpu_trainer.stages import load_stage
-from vigil.forms import param
+from vigil.airflow.forms import param
 from vigil.lifecycle.specs import registered_validate_spec
-from vigil.stage_dags import model_ref_param, registered_stage_dag
+from vigil.airflow.stage_dags import model_ref_param, registered_stage_dag
 
 spec = load_stage("validate-backdoor").Spec
 

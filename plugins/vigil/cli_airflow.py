@@ -21,7 +21,7 @@ def _airflow_bin() -> str:
 
 
 def _prepare() -> dict[str, str]:
-    from vigil.airflow_env import prepare_airflow
+    from vigil.airflow.env import prepare_airflow
     from vigil.storage.warehouse import migrate
 
     migrate()

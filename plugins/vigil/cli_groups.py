@@ -37,7 +37,7 @@ def _run(fn, *args, **kwargs):
     from vigil.groups.inference_log import InferenceError
     from vigil.groups.routing import RoutingError
     from vigil.registry.versions import RegistryError
-    from vigil.stage_runner import StageRunError
+    from vigil.airflow.stage_runner import StageRunError
 
     try:
         return fn(*args, **kwargs)
@@ -203,7 +203,7 @@ def score(
     from vigil.groups.inference_log import score_batch
     from vigil.lifecycle.specs import artifact_dir
     from vigil.registry.versions import RunRef
-    from vigil.stage_runner import run_stage_locally
+    from vigil.airflow.stage_runner import run_stage_locally
 
     now = datetime.now(timezone.utc)
     run = RunRef("cli", f"score__{now:%Y%m%dT%H%M%S}", "score", now)

@@ -53,7 +53,7 @@ def test_run_key_is_date_plus_request_so_reruns_replace_and_different_requests_d
     from datetime import datetime, timezone
     from types import SimpleNamespace
 
-    from vigil.dag_wiring import run_key
+    from vigil.airflow.dag_wiring import run_key
 
     def ctx(ld, conf, run_id="manual__x"):
         return {"dag_run": SimpleNamespace(logical_date=ld, conf=conf, run_id=run_id)}

@@ -2,7 +2,7 @@ import sys
 
 import pytest
 
-from vigil.operators.local_stage import LocalStageOperator, StageFailed
+from vigil.airflow.operators.local_stage import LocalStageOperator, StageFailed
 
 
 def test_streams_output_and_succeeds(capfd):

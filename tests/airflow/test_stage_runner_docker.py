@@ -9,7 +9,7 @@ import docker
 import pytest
 
 from vigil.settings import get_settings
-from vigil.stage_runner import STAGE_ENV, STAGES, stage_operator
+from vigil.airflow.stage_runner import STAGE_ENV, STAGES, stage_operator
 
 
 class FakeDockerAPI(docker.APIClient):
@@ -110,7 +110,7 @@ def test_failed_container_fails_the_task_with_its_log_streamed(docker_settings, 
 
 def test_local_runner_is_the_default(monkeypatch):
     monkeypatch.delenv("VIGIL_STAGE_RUNNER", raising=False)
-    from vigil.operators.local_stage import LocalStageOperator
+    from vigil.airflow.operators.local_stage import LocalStageOperator
 
     op = stage_operator(STAGES["train-backdoor"], spec_path="/s.json", out_dir="/o", task_id="run")
     assert isinstance(op, LocalStageOperator)

@@ -65,7 +65,7 @@ def test_score_llm_refuses_a_batch_without_its_columns_before_loading_a_model(tm
 
 def test_llm_group_batch_is_routed_generated_probed_and_labelled(engine, llm_group, tmp_path, store, vigil_env):
     from vigil.groups.inference_log import ingest_labels, live_metrics, read_log, score_batch
-    from vigil.stage_runner import run_stage_locally
+    from vigil.airflow.stage_runner import run_stage_locally
 
     group, bd, base = llm_group
     df = prompts_batch(60)

@@ -93,7 +93,8 @@ def test_airflow_plugin_serves_the_site_and_nothing_outside_it(engine, vigil_env
 
     from vigil.settings import REPO_ROOT
 
-    spec = importlib.util.spec_from_file_location("vigil_airflow_plugin", REPO_ROOT / "plugins" / "vigil" / "airflow_plugin.py")
+    spec = importlib.util.spec_from_file_location("vigil_airflow_plugin",
+                                                  REPO_ROOT / "plugins" / "vigil" / "airflow" / "reports_plugin.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     plugin = mod.VigilReportsPlugin

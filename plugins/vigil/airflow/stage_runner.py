@@ -2,7 +2,7 @@
 
 ``VIGIL_STAGE_RUNNER`` chooses how ``gpu-trainer <stage> --spec SPEC --out DIR`` runs:
 
-- ``local``  (default): :class:`~vigil.operators.local_stage.LocalStageOperator`, a subprocess
+- ``local``  (default): :class:`~vigil.airflow.operators.local_stage.LocalStageOperator`, a subprocess
   on the worker.
 - ``docker``: ``DockerOperator`` with the gpu-trainer image, a GPU ``DeviceRequest``, the
   artifact store bind-mounted at the same path inside the container (so paths in specs and
@@ -105,7 +105,7 @@ def stage_operator(
     if settings.stage_runner == "docker":
         return _docker_operator(stage, spec_path=spec_path, out_dir=out_dir, task_id=task_id, settings=settings,
                                 stage_arg=stage_arg, **kwargs)
-    from vigil.operators.local_stage import LocalStageOperator
+    from vigil.airflow.operators.local_stage import LocalStageOperator
 
     return LocalStageOperator(
         task_id=task_id,

@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from vigil.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, stage_tasks
+from vigil.airflow.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, stage_tasks
 
 
 def model_ref_param(title: str, description: str, required: bool = True) -> Param:

@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow.sdk import Asset, TaskGroup, task
 
-from vigil.stage_runner import STAGES, stage_operator
+from vigil.airflow.stage_runner import STAGES, stage_operator
 
 log = logging.getLogger(__name__)
 
