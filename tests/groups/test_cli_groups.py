@@ -8,7 +8,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from vigil.cli import app
+from vigil.cli.main import app
 
 
 def run(*args, ok=True):

@@ -69,7 +69,7 @@ def test_a_failed_build_leaves_the_published_site_whole(engine, vigil_env):
 def test_cli_builds_and_reports_bad_settings(engine, vigil_env, monkeypatch):
     from typer.testing import CliRunner
 
-    from vigil.cli import app
+    from vigil.cli.main import app
 
     runner = CliRunner()
     res = runner.invoke(app, ["site", "build", "--no-pdf"])

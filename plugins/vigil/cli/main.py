@@ -15,14 +15,14 @@ db_app = typer.Typer(help="The warehouse database (embedded PostgreSQL unless VI
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
-app.add_typer(__import__("vigil.cli_groups", fromlist=["groups_app"]).groups_app, name="groups")
-app.add_typer(__import__("vigil.cli_site", fromlist=["site_app"]).site_app, name="site")
-from vigil import cli_airflow  # noqa: E402  (light: heavy imports live inside its commands)
+app.add_typer(__import__("vigil.cli.groups_commands", fromlist=["groups_app"]).groups_app, name="groups")
+app.add_typer(__import__("vigil.cli.site_commands", fromlist=["site_app"]).site_app, name="site")
+from vigil.cli import airflow_commands  # noqa: E402  (light: heavy imports live inside its commands)
 
-app.command("airflow")(cli_airflow.airflow_cmd)
-app.command("demo")(cli_airflow.demo)
+app.command("airflow")(airflow_commands.airflow_cmd)
+app.command("demo")(airflow_commands.demo)
 app.command("airflow-cli", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
-    cli_airflow.airflow_cli
+    airflow_commands.airflow_cli
 )
 
 
@@ -191,7 +191,7 @@ def models_verify(ref: str = typer.Argument(..., help="NAME:VERSION")) -> None:
         raise typer.Exit(1)
 
 
-from vigil import cli_import; models_app.command("import")(cli_import.models_import)  # noqa: E402,E702
+from vigil.cli import import_command; models_app.command("import")(import_command.models_import)  # noqa: E402,E702
 
 
 def main() -> None:  # pragma: no cover - console entry
