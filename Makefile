@@ -23,10 +23,14 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/vigil demo
 
+# lint-imports checks the import rules (pyproject.toml [tool.importlinter]) and names any import
+# that breaks one; it runs from the repository root, where `dags` is found.
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 test-fast: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m "not slow and not airflow"
 
 airflow: install
@@ -40,6 +44,9 @@ site-serve: install
 
 bench: install
 	for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lint: install
+	$(BIN)/lint-imports
 
 db-stop:
 	$(BIN)/vigil db stop

@@ -1,3 +1,4 @@
-"""Vigil core: settings, warehouse, registry, model groups, stage operators, CLI."""
+"""Vigil core, in layers (each imports only those below it; README "Layout", checked by
+import-linter): cli -> airflow -> importer -> groups -> lifecycle -> registry -> storage -> settings."""
 
 __version__ = "0.1.0"
