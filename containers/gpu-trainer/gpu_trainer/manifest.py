@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MANIFEST_SCHEMA_VERSION = 1
 MANIFEST_FILENAME = "manifest.json"
@@ -178,6 +178,8 @@ def read_manifest(path: str | os.PathLike[str]) -> StageManifest:
         raw = json.loads(p.read_text())
     except FileNotFoundError as e:
         raise ManifestError(f"no manifest at {p}: the stage did not finish (see its log)") from e
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{p}: not a text file (byte {e.start} is not UTF-8): the manifest is corrupt; re-run the stage") from e
     except json.JSONDecodeError as e:
         raise ManifestError(f"{p}: not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") from e
     if isinstance(raw, dict) and raw.get("schema_version") not in (None, MANIFEST_SCHEMA_VERSION):
@@ -186,5 +188,6 @@ def read_manifest(path: str | os.PathLike[str]) -> StageManifest:
         )
     try:
         return StageManifest.model_validate(raw)
-    except Exception as e:  # pydantic.ValidationError: re-raise with the file named
-        raise ManifestError(f"{p}: invalid manifest: {e}") from e
+    except ValidationError as e:  # one line, each wrong field named (the last log line is what a task shows)
+        fields = "; ".join(f"field '{'.'.join(str(x) for x in err['loc']) or '(top level)'}': {err['msg']}" for err in e.errors())
+        raise ManifestError(f"{p}: invalid manifest: {fields}") from e

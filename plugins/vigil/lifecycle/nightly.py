@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil.lifecycle.specs import nightly_item
-from vigil.registry.versions import Registry
+from vigil.lifecycle.specs import nightly_item, nightly_spec
+from vigil.registry.versions import Registry, RunRef
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,23 @@ def versions_to_evaluate(engine: Engine, day: date) -> list[dict[str, Any]]:
         items.append(nightly_item(v, lineage, probes, dataset))
     log.info("%d versions registered as of %s", len(items), day)
     return items
+
+
+def integrity_problem(engine: Engine, item: dict[str, Any], run: RunRef) -> str | None:
+    """Re-hash a version's artifact before its nightly evaluation. On a mismatch (or a missing
+    artifact) the night records a failed evaluation naming the problem, keyed like any other
+    evaluation (a re-run replaces it), and returns the problem so the caller skips this version
+    and the others go on; None when the artifact is what was registered."""
+    reg = Registry(engine)
+    check = reg.verify_hashes(item["ref"])
+    if check["ok"]:
+        return None
+    problem = f"{item['ref']}: {check['problem']} ({check['artifact_uri']})"
+    stage, _ = nightly_spec(item, {})
+    reg.record_evaluation(item["version_id"], suite=stage, run=run, metrics={}, status="failed",
+                          details={k: check.get(k) for k in ("problem", "artifact_uri", "expected", "actual")})
+    log.warning("not evaluating %s", problem)
+    return problem
 
 
 def llm_context(engine: Engine, version_id: int) -> dict[str, Any]:

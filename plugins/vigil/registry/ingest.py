@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from gpu_trainer.manifest import StageManifest, read_manifest
+from gpu_trainer.manifest import StageManifest, read_manifest, sha256_path
 from vigil.storage.parquet_store import ParquetStore
 from vigil.registry.versions import Registry, RegistryError, RunRef
 
@@ -44,6 +44,21 @@ class Recorded:
         return asdict(self)
 
 
+def check_artifacts(manifest: StageManifest, manifest_dir: Path) -> None:
+    """Re-hash every artifact the manifest lists before anything is written: a file changed (or
+    lost) between the stage and this task must not enter the registry under the stage's hash."""
+    for a in manifest.artifacts:
+        path = manifest_dir / a.path
+        if not path.exists():
+            raise RegistryError(f"artifact {a.name!r} of stage {manifest.stage!r} is missing: {path}; re-run the stage")
+        actual = sha256_path(path)
+        if actual != a.sha256:
+            raise RegistryError(
+                f"artifact {a.name!r} of stage {manifest.stage!r} at {path} changed after the stage wrote it "
+                f"(manifest sha256 {a.sha256[:12]}..., on disk {actual[:12]}...); nothing was recorded: re-run the stage"
+            )
+
+
 def partition_key(version_id: int, stage: str) -> str:
     return f"{version_id}-{stage}"
 
@@ -61,6 +76,7 @@ def record_stage(
     """Write one stage's results to the warehouse; see the module docstring."""
     manifest_dir = Path(manifest_dir).resolve()
     manifest = read_manifest(manifest_dir)
+    check_artifacts(manifest, manifest_dir)
     reg = Registry(engine)
     out = Recorded(stage=manifest.stage, manifest_dir=str(manifest_dir), metrics=dict(manifest.metrics))
 
