@@ -8,8 +8,10 @@ re-writing a partition (a re-run or a back-fill) replaces it instead of adding t
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
 import uuid
 from datetime import date
 from pathlib import Path
@@ -60,6 +62,13 @@ class ParquetStore:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, target)
+        except OSError as e:
+            if e.errno == errno.ENOSPC or "No space left" in str(e):
+                free = shutil.disk_usage(d).free
+                raise ParquetStoreError(
+                    f"no space left on the device holding {d} ({free} bytes free) while writing {table.num_rows} rows; "
+                    f"the partition there is unchanged: free space and re-run the task") from e
+            raise
         finally:
             if tmp.exists():
                 tmp.unlink()
