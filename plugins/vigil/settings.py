@@ -104,3 +104,13 @@ def get_settings() -> Settings:
         import_roots=roots,
         import_max_bytes=_int("VIGIL_IMPORT_MAX_BYTES", 50 * 1024 * 1024, minimum=1),
     )
+
+
+def fault_point(name: str) -> None:
+    """Die here, by SIGKILL, when ``VIGIL_FAULT_POINT`` names this point: the fault campaign's way
+    to kill a task at an exact step (a real kill of the real process, not a mock of one). Unset in
+    normal runs, where this is one environment lookup."""
+    if os.environ.get("VIGIL_FAULT_POINT") == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from gpu_trainer.manifest import StageManifest, read_manifest, sha256_path
 from vigil.storage.parquet_store import ParquetStore
 from vigil.registry.versions import Registry, RegistryError, RunRef
+from vigil.settings import fault_point
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def record_stage(
         key_version = key_version or subject_id
         log.info("recorded %s evaluation of version id %s", manifest.stage, subject_id)
 
+    fault_point("record:between-database-and-parquet")
     if manifest.tables:
         if key_version is None:
             raise RegistryError(f"stage {manifest.stage!r} wrote tables but names no model version to file them under")
