@@ -20,6 +20,7 @@ STAGES: dict[str, str] = {
     "train-sklearn": "gpu_trainer.stages.train_sklearn",
     "evaluate-sklearn": "gpu_trainer.stages.evaluate_sklearn",
     "score-llm": "gpu_trainer.stages.score_llm",
+    "scan": "gpu_trainer.stages.scan",
 }
 
 
