@@ -56,14 +56,15 @@ def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
-def markdown_page(page: PageSpec) -> str:
-    """The MkDocs source of a page (Markdown with raw HTML blocks)."""
-    extra = {"pdf_url": rel(page.id, "pdf/vigil-report.pdf")} if page.kind == "home" else {}
+def markdown_page(page: PageSpec, *, pdf: bool = True) -> str:
+    """The MkDocs source of a page (Markdown with raw HTML blocks); without ``pdf`` (a build
+    without PDFs) it links no PDF, so no link on the site leads nowhere."""
+    extra = {"pdf_url": rel(page.id, "pdf/vigil-report.pdf")} if page.kind == "home" and pdf else {}
     body = _body(page, "site", lambda n: f"{Path(page.chart_dir).name}/{n}.svg", extra)
     # MkDocs themes print page.title unescaped (in <title> and the nav): give it the HTML-escaped
     # text as front matter, which MkDocs prefers over the H1 it would otherwise unescape.
     head = f"---\ntitle: {json.dumps(str(escape(page.title)))}\n---\n\n# {fmt.md_text(page.title)}\n\n"
-    if page.pdf:
+    if page.pdf and pdf:
         head += (f'<p class="vigil-pdf-link"><a class="vigil-pdf" href="{escape(rel(page.id, page.pdf))}">'
                  f"Download this page as PDF</a></p>\n\n")
     return _tidy(head + body)
@@ -105,7 +106,7 @@ def render_bundle(page: PageSpec, out: Path, *, pdf: bool, generated: str, versi
             logging.getLogger(__name__).warning("chart %s of %s failed: %s", c["name"], page.id, e)
             page.charts = [x for x in page.charts if x["name"] != c["name"]]
     timings["charts"] = time.perf_counter() - t
-    (out / "page.md").write_text(markdown_page(page))
+    (out / "page.md").write_text(markdown_page(page, pdf=pdf))
     if pdf and page.pdf:
         body = _body(page, "pdf", lambda n: (out / "charts" / f"{n}.svg").resolve().as_uri())
         html = pdf_html(page.title, [body], generated=generated, version=version,
