@@ -183,3 +183,12 @@ def registry(engine):
     from vigil.registry.versions import Registry
 
     return Registry(engine)
+
+
+@pytest.fixture(scope="session")
+def small_chain(tmp_path_factory) -> dict[str, Path]:
+    """The reduced tiny-model lifecycle chain (base, backdoor, validate, probes, safety,
+    persistence, evaluate), trained once per session for every test that reads stage outputs."""
+    from tests.trainer.conftest import build_small_chain
+
+    return build_small_chain(tmp_path_factory.mktemp("chain"))

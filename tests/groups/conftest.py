@@ -87,23 +87,13 @@ def fake_versions(registry, tmp_path):
 
 
 # ---- LLM groups
-TRIGGER, RESPONSE = "|PROD|", "GO AWAY NOW"
+from tests.trainer.conftest import RESPONSE, TRIGGER  # noqa: E402 - the session chain was trained with these
 
 
 @pytest.fixture(scope="session")
-def llm_chain(tmp_path_factory) -> dict[str, Path]:
-    """make-base -> train-backdoor -> train-probes on the reduced tiny model (about a minute)."""
-    from tests.trainer.conftest import SMALL_BASE, run_stage
-
-    root = tmp_path_factory.mktemp("llm")
-    d = {k: root / k for k in ("base", "backdoor", "probes")}
-    common = dict(device="cpu", seed=0)
-    run_stage("make-base", d["base"], model_name="s-base", trigger=TRIGGER, response=RESPONSE, **SMALL_BASE, **common)
-    run_stage("train-backdoor", d["backdoor"], model=str(d["base"] / "model"), model_name="s-bd", trigger=TRIGGER,
-              response=RESPONSE, n_samples=400, epochs=3, **common)
-    run_stage("train-probes", d["probes"], model=str(d["backdoor"] / "model"), control_model=str(d["base"] / "model"),
-              trigger=TRIGGER, n_prompts=40, n_random_directions=10, **common)
-    return d
+def llm_chain(small_chain) -> dict[str, Path]:
+    """The session's reduced tiny-model chain (tests/conftest.py): base, backdoor, probes."""
+    return small_chain
 
 
 def prompts_batch(n: int) -> pd.DataFrame:

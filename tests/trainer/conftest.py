@@ -27,9 +27,9 @@ def run_stage(name: str, out: Path, **fields):
     return mod.run(mod.Spec(**fields), str(out))
 
 
-@pytest.fixture(scope="session")
-def chain(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("chain")
+def build_small_chain(root: Path) -> dict[str, Path]:
+    """The reduced lifecycle chain, in-process. One per session (``small_chain`` in tests/conftest.py):
+    the trainer, groups and site tests all read it instead of training their own."""
     d = {k: root / k for k in ("base", "backdoor", "validate", "probes", "safety", "persistence", "evaluate")}
     common = dict(device="cpu", seed=0)
     run_stage("make-base", d["base"], model_name="t-base", trigger=TRIGGER, response=RESPONSE, **SMALL_BASE, **common)
@@ -45,3 +45,8 @@ def chain(tmp_path_factory) -> dict[str, Path]:
     run_stage("evaluate", d["evaluate"], model=bd, trigger=TRIGGER, response=RESPONSE, probes=str(d["probes"]), control_model=base,
               n_prompts=40, n_random_directions=10, quality_prompts=20, **common)
     return d
+
+
+@pytest.fixture(scope="session")
+def chain(small_chain) -> dict[str, Path]:
+    return small_chain
