@@ -2,7 +2,8 @@
 
 Back-fill with ``airflow backfill create --dag-id nightly_evaluation --from-date D1 --to-date D2``.
 For a logical date it evaluates the versions registered as of that date (one mapped task group
-per version: LLMs by the ``evaluate`` stage, scikit-learn models by ``evaluate-sklearn``),
+per stage, one mapped instance per version: LLMs in ``evaluate`` by the ``evaluate`` stage with a
+GPU, scikit-learn models in ``evaluate_sklearn`` by ``evaluate-sklearn`` without one),
 records results partitioned by that date (re-running a date replaces its partition), then runs
 the champion/challenger comparisons of every model group and updates the warehouse asset.
 """
@@ -15,6 +16,7 @@ from airflow.sdk import Param, dag, task, task_group
 
 from vigil.airflow.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, run_key, run_ref
 from vigil.airflow.stage_runner import STAGES, stage_operator
+from vigil.lifecycle.specs import NIGHTLY_STAGES
 
 
 @dag(
@@ -43,8 +45,28 @@ def nightly_evaluation():
 
         return versions_to_evaluate(ready_engine(), run_ref(context).day)
 
-    @task_group(group_id="evaluate")
-    def evaluate_version(item: dict):
+    def items_for(stage_name: str, versions):
+        """The versions ``stage_name`` evaluates (Airflow maps only over a task's whole return value)."""
+        @task(task_id=f"{STAGES[stage_name].task_id}_versions")
+        def pick(items: list[dict]) -> list[dict]:
+            from vigil.lifecycle.nightly import by_stage
+
+            return by_stage(items)[stage_name]
+
+        return pick(versions)
+
+    def evaluate_with(stage_name: str):
+        """The mapped task group that evaluates one version with ``stage_name``, on that stage's
+        own resources (GPU and pool from the stage catalogue)."""
+        stage = STAGES[stage_name]
+
+        @task_group(group_id=stage.task_id)
+        def evaluate_version(item: dict):
+            return _evaluate_version(stage, item)
+
+        return evaluate_version
+
+    def _evaluate_version(stage, item):
         @task(task_id="spec")
         def spec(item: dict, **context) -> dict:
             from airflow.sdk.exceptions import AirflowSkipException
@@ -58,13 +80,14 @@ def nightly_evaluation():
             if problem:
                 raise AirflowSkipException(problem)
             ti = context["ti"]
-            stage, body = nightly_spec(item, dict(context["params"]))
+            chosen, body = nightly_spec(item, dict(context["params"]))
+            if chosen != stage.name:  # by_stage() and nightly_spec() disagree: a bug, not data
+                raise ValueError(f"{item['ref']} is evaluated by {chosen}, not {stage.name}")
             out = artifact_dir(ti.dag_id, run_key(context), f"evaluate/{safe_segment(item['ref'])}-{item['version_id']}")
-            return write_spec(out, stage, body)
+            return write_spec(out, chosen, body)
 
         prepared = spec(item)
-        run = stage_operator(STAGES["evaluate"], spec_path=prepared["spec_path"], out_dir=prepared["out_dir"],
-                             stage_arg=prepared["stage"], task_id="run")
+        run = stage_operator(stage, spec_path=prepared["spec_path"], out_dir=prepared["out_dir"], task_id="run")
 
         @task(task_id="record")
         def record(prepared: dict, item: dict, **context) -> dict:
@@ -88,8 +111,10 @@ def nightly_evaluation():
 
         return run_group_comparisons(ready_engine(), run_ref(context))
 
-    evaluated = evaluate_version.expand(item=list_versions())
-    evaluated >> compare_groups()
+    versions = list_versions()
+    compared = compare_groups()
+    for stage_name in NIGHTLY_STAGES:
+        evaluate_with(stage_name).expand(item=items_for(stage_name, versions)) >> compared
 
 
 nightly_evaluation()

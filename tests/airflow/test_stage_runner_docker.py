@@ -115,3 +115,56 @@ def test_local_runner_is_the_default(monkeypatch):
     op = stage_operator(STAGES["train-backdoor"], spec_path="/s.json", out_dir="/o", task_id="run")
     assert isinstance(op, LocalStageOperator)
     assert op.command[1:] == ["train-backdoor", "--spec", "/s.json", "--out", "/o"]
+
+
+def _nightly_dag():
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    dags = Path(__file__).resolve().parents[2] / "dags"
+    bag = BundleDagBag(dag_folder=str(dags / "nightly_evaluation.py"), bundle_path=str(dags))
+    assert bag.import_errors == {}
+    return bag.dags["nightly_evaluation"]
+
+
+def test_nightly_sklearn_item_runs_without_gpu_and_llm_item_with_one(docker_settings):
+    """The nightly DAG runs each item with the resources of the stage that evaluates it: a
+    scikit-learn version asks Docker for no GPU and takes no slot of the ``gpu`` pool."""
+    from vigil.lifecycle.nightly import by_stage
+    from vigil.lifecycle.specs import nightly_spec
+
+    base = {"ref": "x:1", "artifact_uri": "/m", "trigger": None, "response": None, "backdoor_type": None,
+            "probes": None, "control_model": None}
+    sk = {**base, "version_id": 1, "family": "sklearn", "dataset": "/d.parquet"}
+    llm = {**base, "version_id": 2, "family": "llm", "dataset": None}
+    batches = by_stage([sk, llm])
+    assert batches == {"evaluate": [llm], "evaluate-sklearn": [sk]}
+    dag = _nightly_dag()
+    store = str(docker_settings.artifacts_dir)
+    for item, group, gpu in ((sk, "evaluate_sklearn", False), (llm, "evaluate", True)):
+        stage, _ = nightly_spec(item, {})
+        op = dag.task_dict[f"{group}.run"]
+        assert op.command[1] == stage  # the group's operator runs the stage the item's spec is for
+        op.command = ["gpu-trainer", stage, "--spec", f"{store}/r/spec.json", "--out", f"{store}/r"]
+        api = FakeDockerAPI()
+        _run(op, api)
+        requests = api.created["HostConfig"].get("DeviceRequests")
+        if gpu:
+            assert requests and requests[0]["Capabilities"] == [["gpu"]], requests
+            assert op.pool == "gpu"
+        else:
+            assert not requests, requests
+            assert op.pool == "default_pool"
+        assert api.created["Cmd"][1] == stage
+
+
+def test_airflow_stages_are_the_container_stages():
+    """One catalogue: the Airflow side knows exactly the stages the container's CLI runs."""
+    from contract.stages import STAGES as CATALOGUE
+    from gpu_trainer.stages import STAGES as CONTAINER
+
+    assert set(STAGES) == set(CONTAINER) == set(CATALOGUE)
+    for name, s in STAGES.items():
+        assert s.resources is CATALOGUE[name].resources
+    assert not STAGES["evaluate-sklearn"].resources.gpu and not STAGES["train-sklearn"].resources.gpu

@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contract.stages import GPU_POOL, STAGES as _CATALOGUE, StageResources
 from vigil.settings import Settings, get_settings
 
-GPU_POOL = "gpu"
+__all__ = ["GPU_POOL", "STAGES", "STAGE_ENV", "Stage", "StageResources", "StageRunError", "run_stage_locally",
+           "stage_command", "stage_operator", "trainer_executable"]
 
 # Environment the stage process gets. Deliberately an allow-list of non-secret values: the
 # container has no database credentials and needs none.
@@ -33,16 +35,6 @@ STAGE_ENV = {
     "TOKENIZERS_PARALLELISM": "false",
     "PYTHONUNBUFFERED": "1",
 }
-
-
-@dataclass(frozen=True)
-class StageResources:
-    """What a stage needs from the host."""
-
-    gpu: bool = True
-    cpus: float = 2.0
-    mem_limit: str | None = None
-    shm_size: str | None = "2g"  # torch DataLoader workers use /dev/shm
 
 
 @dataclass(frozen=True)
@@ -125,7 +117,7 @@ def _docker_operator(stage: Stage, *, spec_path: Any, out_dir: Any, task_id: str
     device_requests = (
         [DeviceRequest(count=settings.gpu_count, capabilities=[["gpu"]])] if stage.resources.gpu else None
     )
-    kwargs.setdefault("pool", GPU_POOL if stage.resources.gpu else "default_pool")
+    kwargs.setdefault("pool", stage.resources.pool)
     return DockerOperator(
         task_id=task_id,
         image=settings.trainer_image,
@@ -144,18 +136,5 @@ def _docker_operator(stage: Stage, *, spec_path: Any, out_dir: Any, task_id: str
     )
 
 
-STAGES: dict[str, Stage] = {
-    s.name: s
-    for s in (
-        Stage("make-base"),
-        Stage("train-backdoor"),
-        Stage("validate-backdoor"),
-        Stage("train-probes"),
-        Stage("safety-train"),
-        Stage("test-persistence"),
-        Stage("evaluate"),
-        Stage("train-sklearn", StageResources(gpu=False)),
-        Stage("evaluate-sklearn", StageResources(gpu=False)),
-        Stage("score-llm"),
-    )
-}
+# The stages and their resources come from the one catalogue the container reads too.
+STAGES: dict[str, Stage] = {name: Stage(name, s.resources) for name, s in _CATALOGUE.items()}

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil.lifecycle.specs import nightly_item, nightly_spec
+from vigil.lifecycle.specs import NIGHTLY_STAGES, nightly_item, nightly_spec, nightly_stage
 from vigil.registry.versions import Registry, RunRef
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,16 @@ def versions_to_evaluate(engine: Engine, day: date) -> list[dict[str, Any]]:
         items.append(nightly_item(v, lineage, probes, dataset))
     log.info("%d versions registered as of %s", len(items), day)
     return items
+
+
+def by_stage(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The nightly items split by the stage that evaluates them (every nightly stage a key, maybe
+    with no items): the DAG runs each list with that stage's own resources, so a scikit-learn
+    evaluation never asks for a GPU."""
+    out: dict[str, list[dict[str, Any]]] = {s: [] for s in NIGHTLY_STAGES}
+    for item in items:
+        out[nightly_stage(item)].append(item)
+    return out
 
 
 def integrity_problem(engine: Engine, item: dict[str, Any], run: RunRef) -> str | None:

@@ -176,9 +176,18 @@ def nightly_item(version: Any, lineage: list[Any], probes_dir: str | None, datas
     }
 
 
+# The stages the nightly evaluation runs, one per model family that has one.
+NIGHTLY_STAGES = ("evaluate", "evaluate-sklearn")
+
+
+def nightly_stage(item: dict[str, Any]) -> str:
+    """The stage that evaluates ``item`` nightly, by its family."""
+    return "evaluate-sklearn" if item["family"] == "sklearn" else "evaluate"
+
+
 def nightly_spec(item: dict[str, Any], params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """(stage, spec) of the nightly evaluation of one version, chosen by its family."""
-    if item["family"] == "sklearn":
+    if nightly_stage(item) == "evaluate-sklearn":
         spec = {"model": item["artifact_uri"]}
         if item.get("dataset"):
             spec["dataset"] = item["dataset"]

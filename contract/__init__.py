@@ -1,0 +1,7 @@
+"""The contract between the stage container, the Airflow side, the evaluation code and the site.
+
+Defined once, read by every side: which stages exist and what each needs from the host
+(:mod:`contract.stages`), and which metrics exist, what they mean and which way is better
+(:mod:`contract.metrics`). Pure data and the standard library: no torch, no Airflow, no numpy,
+so the lowest layer of the import rules (``pyproject.toml`` [tool.importlinter]) may hold it.
+"""
