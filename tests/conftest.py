@@ -21,6 +21,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TEMPLATE_DB = "vigil_test_template"
+
+# Property-based fuzzing: `make test` replays the same generated inputs every run (a CI failure is
+# reproducible, not a roll of the dice); HYPOTHESIS_PROFILE=explore draws new ones, ten times as many.
+from hypothesis import settings as _hyp_settings  # noqa: E402
+
+_hyp_settings.register_profile("ci", derandomize=True, print_blob=True, max_examples=150)
+_hyp_settings.register_profile("explore", derandomize=False, max_examples=1500)
+_hyp_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # pgserver logs from an atexit hook, after pytest has closed the streams: keep it quiet.
 logging.getLogger("pgserver").setLevel(logging.WARNING)
 

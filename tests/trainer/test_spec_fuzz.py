@@ -48,7 +48,7 @@ def _check(stage: str, text: str) -> None:
 
 
 @pytest.mark.parametrize("stage", [pytest.param(s, id=s) for s in STAGES])
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_random_specs_are_validated_or_refused_with_the_field_named(stage, data):
     fields = list(load_stage(stage).Spec.model_fields)

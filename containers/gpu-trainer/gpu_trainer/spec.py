@@ -44,11 +44,20 @@ def ModelPathField(description: str):  # noqa: N802
     return Field(min_length=1, description=description)
 
 
+def user_path(path: str | os.PathLike) -> Path:
+    """A user-given path with ``~`` expanded; ``~nosuchuser`` stays as written (a clear "does not
+    exist" follows) instead of a RuntimeError escaping validation."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return Path(path)
+
+
 def is_file(path: str | os.PathLike) -> bool:
     """``Path.is_file`` for a user-given path: a name too long for the filesystem or with a NUL
     byte is "not a file" (a clear spec error follows), not an OSError escaping validation."""
     try:
-        return Path(path).expanduser().is_file()
+        return user_path(path).is_file()
     except (OSError, ValueError):
         return False
 

@@ -171,6 +171,11 @@ def plan_import(
             raise ImportRefused(str(e)) from None
 
     docs = metadata_documents(src, kind, max_bytes)
+    for doc in docs:
+        where = _nul_at(doc.data) or ("its text" if "\x00" in (doc.text or "") else None)
+        if where:
+            raise ImportRefused(f"{doc.rel}: {where} contains a NUL character (\\u0000), which the registry cannot store; "
+                                "remove it and import again")
     facts = _facts(fam, src, max_bytes, trust_pickle)
     mapper = Mapper()
     if facts is not None:  # what the model files say wins over what the metadata claims
@@ -252,10 +257,35 @@ def plan_import(
         "parent": parent_ref,
         "llm_mapper": llm_info,
     }
+    where = _nul_at(report) or ("the document text" if "\x00" in source_document else None)
+    if where:
+        raise ImportRefused(f"{real.name}: {where} contains a NUL character (\\u0000), which the registry cannot store; "
+                            "remove it from the metadata and import again")
     return ImportPlan(path=real, kind=kind, family=fam, name=final_name, files=files, sha256=sha,
                       producer_key=producer_key, record=record, report=report, source_document=source_document,
                       is_dir=src.is_dir, file_paths=dict(src.files), parent_id=parent_id, group=group,
                       existing_ref=existing)
+
+
+def _nul_at(obj: Any, path: str = "") -> str | None:
+    """Where (a dotted path, escaped) the first NUL character sits in a key or string, if any:
+    PostgreSQL's text and jsonb refuse it, so it must be refused at the door, not at the INSERT."""
+    if isinstance(obj, str):
+        return path or "a value" if "\x00" in obj else None
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            here = f"{path}.{k}" if path else str(k)
+            if "\x00" in str(k):
+                return f"key {json.dumps(here)}"
+            found = _nul_at(v, here)
+            if found:
+                return found
+    if isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            found = _nul_at(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

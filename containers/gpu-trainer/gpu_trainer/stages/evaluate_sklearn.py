@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from gpu_trainer.spec import StageSpec, is_file
+from gpu_trainer.spec import StageSpec, is_file, user_path
 from gpu_trainer.stages.train_sklearn import _versions, check_table_path
 
 STAGE = "evaluate-sklearn"
@@ -35,7 +35,7 @@ class Spec(StageSpec):
     @field_validator("model")
     @classmethod
     def _model_dir(cls, v: str) -> str:
-        p = Path(v).expanduser()
+        p = user_path(v)
         d = p.parent if is_file(p) else p
         if not is_file(d / "model.joblib") or not is_file(d / "meta.json"):
             raise ValueError(f"{v!r} is not a train-sklearn model directory (needs model.joblib and meta.json)")

@@ -15,7 +15,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from gpu_trainer.spec import StageSpec, is_file
+from gpu_trainer.spec import StageSpec, is_file, user_path
 
 STAGE = "train-sklearn"
 Strategy = Literal["gradient_boosting", "logistic_regression", "random_forest", "isolation_forest"]
@@ -24,7 +24,7 @@ ALLOWED_EXTS = (".parquet", ".pq", ".csv")
 
 
 def check_table_path(v: str) -> str:
-    p = Path(v).expanduser()
+    p = user_path(v)
     if p.suffix.lower() not in ALLOWED_EXTS:
         raise ValueError(f"{v!r} must be a .parquet or .csv file")
     if not is_file(p):
