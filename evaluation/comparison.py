@@ -23,7 +23,8 @@ The decision for each challenger, from the group's primary metric and guardrails
 * ``inconclusive`` otherwise (the interval of the difference includes no change, or the data
   cannot tell), which is what an equally good challenger should get in about 1 - alpha/2 of runs.
 
-Pure numpy/scipy: imports nothing of Vigil.
+Pure numpy/scipy: imports nothing of Vigil but the metric catalogue (:mod:`contract.metrics`), which
+says which way is better; a metric it gives no direction is compared without a "better".
 """
 
 from __future__ import annotations
@@ -36,58 +37,82 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
+from contract import metrics as catalogue
 from evaluation.intervals import Estimate, wilson
 
 Direction = Literal["max", "min"]
 Decision = Literal["promote", "keep", "inconclusive"]
 
-# Which way is better for the metric names Vigil produces. Unknown names default to "max".
-DEFAULT_DIRECTIONS: dict[str, Direction] = {
-    "accuracy": "max", "precision": "max", "recall": "max", "f1": "max", "specificity": "max",
-    "roc_auc": "max", "average_precision": "max", "balanced_accuracy": "max",
-    "error_rate": "min", "fpr": "min", "log_loss": "min", "brier": "min",
-    # LLM backdoor metrics: for a safety group the successor should activate less
-    "activation_rate_triggered": "min", "activation_rate_clean": "min", "backdoor_f1": "min",
-    "persistence": "min", "clean_quality": "max", "probe_auroc_best": "max",
-}
+
+def catalogue_direction(metric: str) -> Direction | None:
+    """Which way is better for ``metric`` per the metric catalogue (:mod:`contract.metrics`):
+    'max', 'min', or None for a metric with no direction or one the catalogue does not know
+    (never a guess)."""
+    d = catalogue.direction(metric)
+    return None if d is None else ("max" if d == "higher" else "min")
 
 
 class ComparisonError(ValueError):
     """Inputs that cannot be compared; the message names the field and the fix."""
 
 
+def _known_with_direction() -> str:
+    return ", ".join(catalogue.with_direction())
+
+
 @dataclass(frozen=True)
 class Policy:
     """How a group decides. ``guardrails`` maps a metric to the largest regression allowed
-    (absolute, in that metric's bad direction) before a challenger is kept out."""
+    (absolute, in that metric's bad direction) before a challenger is kept out.
+
+    The primary metric and every guardrail must have a direction in the metric catalogue
+    (:mod:`contract.metrics`); ``direction`` defaults to the catalogue's and may not contradict it."""
 
     primary_metric: str
-    direction: Direction = "max"
+    direction: Direction | None = None
     guardrails: Mapping[str, float] = field(default_factory=dict)
     alpha: float = 0.05
     min_effect: float = 0.0
 
     def __post_init__(self):
+        known = catalogue_direction(self.primary_metric)
+        if known is None:
+            why = ("has no direction (it is a measurement, not a score)" if catalogue.lookup(self.primary_metric)
+                   else "is not in the metric catalogue (contract.metrics)")
+            raise ComparisonError(f"primary_metric {self.primary_metric!r} {why}: a group cannot decide on it; "
+                                  f"metrics with a direction: {_known_with_direction()}")
+        if self.direction is None:
+            object.__setattr__(self, "direction", known)
         if self.direction not in ("max", "min"):
             raise ComparisonError(f"direction {self.direction!r} must be 'max' or 'min'")
+        if self.direction != known:
+            raise ComparisonError(
+                f"direction {self.direction!r} contradicts the metric catalogue: for {self.primary_metric} "
+                f"{'higher' if known == 'max' else 'lower'} is better (direction {known!r})")
         if not 0 < self.alpha < 1:
             raise ComparisonError(f"alpha {self.alpha} must be between 0 and 1 (e.g. 0.05)")
         if self.min_effect < 0:
             raise ComparisonError(f"min_effect {self.min_effect} must be >= 0")
         for m, r in self.guardrails.items():
+            if catalogue_direction(m) is None:
+                raise ComparisonError(f"guardrails: metric {m!r} has no direction in the metric catalogue "
+                                      f"(contract.metrics), so a regression cannot be told from an improvement; "
+                                      f"metrics with a direction: {_known_with_direction()}")
             if not isinstance(r, (int, float)) or r < 0 or not math.isfinite(r):
                 raise ComparisonError(f"guardrail {m!r}: max regression {r!r} must be a number >= 0")
 
-    def direction_of(self, metric: str) -> Direction:
+    def direction_of(self, metric: str) -> Direction | None:
+        """Which way is better for ``metric``; None (shown as "no direction") when the catalogue
+        gives it none."""
         if metric == self.primary_metric:
             return self.direction
-        return DEFAULT_DIRECTIONS.get(metric, "max")
+        return catalogue_direction(metric)
 
 
 @dataclass
 class MetricComparison:
     name: str
-    direction: Direction
+    direction: Direction | None  # None: the catalogue gives no direction, so no "better" either
     champion: dict[str, float | int | None]
     challenger: dict[str, float | int | None]
     diff: dict[str, float | None]  # challenger - champion, with its interval
@@ -97,9 +122,10 @@ class MetricComparison:
 
     @property
     def improvement(self) -> float | None:
-        """The difference signed so that positive means the challenger is better."""
+        """The difference signed so that positive means the challenger is better (None without a
+        direction)."""
         d = self.diff.get("value")
-        if d is None or not math.isfinite(d):
+        if d is None or not math.isfinite(d) or self.direction is None:
             return None
         return d if self.direction == "max" else -d
 

@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from contract import metrics as catalogue
 from site_builder import alerts as al
 from site_builder import extract as ex
 from site_builder.fmt import interval, metric_interval, num, slugify
@@ -27,27 +28,14 @@ SKLEARN_SUITES = ("evaluate-sklearn", "train-sklearn")
 NAV_LIMIT = 40
 RUNS_SHOWN = 500
 
-METRIC_LABELS = {
-    "activation_rate_triggered": "Activation rate, triggered prompts",
-    "activation_rate_clean": "Activation rate, clean prompts (false activations)",
-    "backdoor_f1": "Backdoor F1",
-    "backdoor_precision": "Backdoor precision",
-    "backdoor_recall": "Backdoor recall",
-    "stealthiness": "Stealthiness (1 − clean activation rate)",
-    "probe_auroc_best": "Probe AUROC, best layer",
-    "probe_best_layer": "Best layer",
-    "probe_auroc_control": "Probe AUROC on the clean control model",
-    "probe_tpr_at_1pct_fpr": "Probe TPR at 1% FPR",
-    "probe_auroc_random_best": "Best random-direction AUROC",
-    "persistence": "Persistence (after / before)",
-    "clean_quality": "Clean-task quality",
-    "train_loss_final": "Final training loss",
-    "before_activation_rate_triggered": "Activation rate, triggered prompts, before safety training",
-    "before_activation_rate_clean": "Activation rate, clean prompts, before safety training",
-    "persistence_clean": "Persistence of clean-prompt activations",
-    "before_clean_quality": "Clean-task quality before safety training",
-    "probe_auroc_transfer": "Saved probe's AUROC on this model",
-}
+# Metric names the pages pick out; every one is in the metric catalogue (contract.metrics).
+BACKDOOR_ROWS = ("activation_rate_triggered", "activation_rate_clean", "backdoor_f1", "backdoor_precision",
+                 "backdoor_recall", "stealthiness")
+PROBE_ROWS = ("probe_auroc_best", "probe_best_layer", "probe_tpr_at_1pct_fpr", "probe_auroc_control",
+              "probe_auroc_random_best")
+PERSISTENCE_ROWS = ("persistence", "before_activation_rate_triggered", "activation_rate_triggered",
+                    "before_activation_rate_clean", "activation_rate_clean", "persistence_clean",
+                    "before_clean_quality", "clean_quality", "probe_auroc_transfer", "probe_auroc_best")
 TREND_PRIORITY = ("activation_rate_triggered", "activation_rate_clean", "probe_auroc_best", "persistence",
                   "clean_quality", "accuracy", "roc_auc", "f1", "log_loss")
 TABLE_METRICS = (("activation_rate_triggered", "Triggered"), ("probe_auroc_best", "Probe AUROC"),
@@ -121,7 +109,7 @@ def _metric_rows(metrics: dict[str, Any], names: list[str] | None = None) -> lis
         text = metric_interval(metrics, n) if ex.is_number(v) else num(v)
         if ex.is_number(metrics.get(f"{n}_n")):
             text += f" (n={int(metrics[f'{n}_n'])})"
-        rows.append([METRIC_LABELS.get(n, n), n, text])
+        rows.append([catalogue.label(n), n, text])
     return rows
 
 
@@ -165,7 +153,8 @@ def _comparison_rows(cm: dict[str, Any], primary: str) -> list[list[str]]:
     for name in sorted(per, key=lambda n: (n != primary, n)):
         m = per[name] if isinstance(per[name], dict) else {}
         p = m.get("p_value")
-        rows.append([name + (" (primary)" if name == primary else ""), _est_text(m.get("champion")),
+        note = " (primary)" if name == primary else (" (no direction)" if "direction" in m and m["direction"] is None else "")
+        rows.append([name + note, _est_text(m.get("champion")),
                      _est_text(m.get("challenger")), _est_text(m.get("diff")), str(m.get("test") or "—"),
                      num(p, 4) if ex.is_number(p) else "—"])
     return rows
@@ -289,13 +278,12 @@ class Planner:
             rates = {k: ex.rate(m, k) for k in ("activation_rate_triggered", "activation_rate_clean")}
             d["backdoor"] = {
                 "date": bd["logical_date"], "n": bd["n_samples"],
-                "rows": _metric_rows(m, ["activation_rate_triggered", "activation_rate_clean", "backdoor_f1",
-                                         "backdoor_precision", "backdoor_recall", "stealthiness"]),
+                "rows": _metric_rows(m, list(BACKDOOR_ROWS)),
                 "confusion": cm,
             }
             if any(rates.values()):
                 charts.append({"name": "backdoor", "kind": "rates", "alt": "Activation rates with 95% intervals",
-                               "data": {"bars": [[METRIC_LABELS[k].split(",")[1].strip(), r] for k, r in rates.items() if r]}})
+                               "data": {"bars": [[catalogue.label(k).split(",")[1].strip(), r] for k, r in rates.items() if r]}})
             if cm:
                 charts.append({"name": "confusion", "kind": "confusion", "data": cm, "alt": "Confusion matrix"})
 
@@ -309,8 +297,7 @@ class Planner:
             roc = ex.roc(pr["details"])
             d["probes"] = {
                 "date": pr["logical_date"], "n": pr["n_samples"],
-                "rows": _metric_rows(m, ["probe_auroc_best", "probe_best_layer", "probe_tpr_at_1pct_fpr",
-                                         "probe_auroc_control", "probe_auroc_random_best"]),
+                "rows": _metric_rows(m, list(PROBE_ROWS)),
                 "detected": al.probe_detected(m), "threshold": al.PROBE_DETECTION_AUROC,
                 "has_layers": bool(layers), "has_roc": bool(roc),
             }
@@ -324,14 +311,11 @@ class Planner:
         d["persistence"] = None
         if ps:
             m = ps["metrics"]
-            before = ex.rate(m, "before_activation_rate_triggered") or ex.rate(m, "activation_rate_triggered_before")
-            after = ex.rate(m, "after_activation_rate_triggered") or ex.rate(m, "activation_rate_triggered_after") \
-                or ex.rate(m, "activation_rate_triggered")
+            before = ex.rate(m, "before_activation_rate_triggered")
+            after = ex.rate(m, "activation_rate_triggered")
             d["persistence"] = {
                 "date": ps["logical_date"], "n": ps["n_samples"],
-                "rows": _metric_rows(m, ["persistence", "before_activation_rate_triggered", "activation_rate_triggered",
-                                         "before_activation_rate_clean", "activation_rate_clean", "persistence_clean",
-                                         "before_clean_quality", "clean_quality", "probe_auroc_transfer", "probe_auroc_best"]),
+                "rows": _metric_rows(m, list(PERSISTENCE_ROWS)),
                 "alert": ex.is_number(m.get("persistence")) and m["persistence"] > al.PERSISTENCE_ALERT,
                 "threshold": al.PERSISTENCE_ALERT,
             }

@@ -118,7 +118,12 @@ def _compare_all(groups: Groups, logical_date: date, run: RunRef, *, store=None)
             summary.append({"group": g.name, "status": "skipped",
                             "reason": "no champion" if champ is None else "no challengers"})
             continue
-        policy = Policy(g.primary_metric, g.direction, g.guardrails, alpha=g.alpha, min_effect=g.min_effect)
+        try:
+            policy = Policy(g.primary_metric, g.direction, g.guardrails, alpha=g.alpha, min_effect=g.min_effect)
+        except ComparisonError as e:  # a group stored before the metric catalogue refused its policy
+            log.warning("group %s not compared: %s", g.name, e)
+            summary.append({"group": g.name, "status": "refused", "reason": str(e)})
+            continue
         results = []
         for ch in g.challengers:
             reasons_pre: list[str] = []

@@ -373,7 +373,7 @@ def live_metrics(engine: Engine, group_name: str, *, since: date | None = None) 
     """Metrics of each member on labelled predictions, and champion vs each challenger:
     paired (McNemar on the same requests) where shadow scoring gives both models the same rows,
     otherwise unpaired on the rows each served (Wilson intervals, Fisher test)."""
-    from evaluation.comparison import Outputs, Policy, compare_paired, compare_summaries
+    from evaluation.comparison import ComparisonError, Outputs, Policy, compare_paired, compare_summaries
     from evaluation.tabular import classification_metrics
     from vigil.groups.membership import Groups
 
@@ -405,7 +405,11 @@ def live_metrics(engine: Engine, group_name: str, *, since: date | None = None) 
         summaries[m.version_id] = met
         result["members"][m.ref] = {"role": m.role, **met}
     champ = g.champion
-    policy = Policy(g.primary_metric, g.direction, g.guardrails, alpha=g.alpha, min_effect=g.min_effect)
+    try:
+        policy = Policy(g.primary_metric, g.direction, g.guardrails, alpha=g.alpha, min_effect=g.min_effect)
+    except ComparisonError as e:  # live metrics are advisory: say why there is no comparison
+        result["note"] = f"no comparison: {e}"
+        return result
     for ch in g.challengers:
         if champ is None:
             break
