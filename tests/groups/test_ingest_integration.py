@@ -1,14 +1,11 @@
 """The sklearn stages' manifests through the Airflow side's real record task (vigil.registry.ingest), then
 the nightly comparison on what it filed: the contract between the stages and compare_groups."""
 
-import pytest
-
 from tests.groups.conftest import DAY
 from vigil.groups.comparison import compare_groups
 from vigil.groups.membership import Groups
+from vigil.registry import ingest
 from vigil.registry.versions import RunRef
-
-ingest = pytest.importorskip("vigil.registry.ingest")
 
 
 def test_recorded_sklearn_evaluations_are_paired_by_compare_groups(engine, registry, sk_dir, store):

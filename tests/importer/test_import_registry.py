@@ -112,8 +112,9 @@ def test_base_model_in_the_registry_becomes_the_lineage_parent(registry, vigil_e
 
 
 def test_group_join_as_challenger(registry, vigil_env):
-    groups = pytest.importorskip("vigil.groups.membership")
-    g = groups.Groups(registry.engine)
+    from vigil.groups.membership import Groups
+
+    g = Groups(registry.engine)
     g.create("churn models", primary_metric="accuracy", direction="max", reason="test")
     champ = import_path(corpus_copy(vigil_env, "handwritten_flat.json"), registry)
     g.add("churn models", champ.ref, role="champion", reason="test")
@@ -125,9 +126,8 @@ def test_group_join_as_challenger(registry, vigil_env):
 
 
 def test_imported_model_gets_a_site_page(registry, vigil_env):
-    publish = pytest.importorskip("site_builder.publish")
-    if not hasattr(publish, "build_site"):
-        pytest.skip("site_builder.publish.build_site is not available")
+    from site_builder import publish
+
     result = import_path(corpus_copy(vigil_env, "hf_model_card_classifier.md"), registry)
     built = publish.build_site(registry.engine, vigil_env / "site", pdf=False, workers=1)
     pages = list((vigil_env / "site" / "public").rglob("*.html"))

@@ -149,7 +149,6 @@ def test_duplicate_name_policy(registry, vigil_env):
 
 
 def test_group_that_does_not_exist(registry, vigil_env):
-    pytest.importorskip("vigil.groups.membership")
     path = write(vigil_env / "m.json", GOOD)
     refused(registry, path, r"--group: no model group 'ghosts'", group="ghosts")
     refused(registry, path, r"--group is empty", group=" ")
