@@ -86,9 +86,13 @@ def read_batch(path: str | Path, id_column: str = "request_id") -> pd.DataFrame:
         raise InferenceError(f"batch {p.name} has no {id_column!r} column; every row needs a request id")
     if df.empty:
         raise InferenceError(f"batch {p.name} has no rows")
+    if df[id_column].isna().any():
+        raise InferenceError(f"batch {p.name}: {id_column!r} has empty values in {int(df[id_column].isna().sum())} row(s)")
     ids = df[id_column].astype(str)
-    if ids.isna().any() or (ids == "").any():
+    if (ids == "").any():
         raise InferenceError(f"batch {p.name}: {id_column!r} has empty values")
+    if ids.str.contains("\x00", regex=False).any():
+        raise InferenceError(f"batch {p.name}: {id_column!r} holds a NUL character (\\u0000), which the log cannot store")
     dups = ids[ids.duplicated()].unique()
     if len(dups):
         raise InferenceError(f"batch {p.name}: {len(dups)} duplicate request ids (e.g. {dups[0]!r}); ids must be unique")
@@ -104,8 +108,11 @@ def score_frame(member: LoadedMember, batch: pd.DataFrame, *, explain: bool = Tr
     missing = [f for f in feats if f not in batch.columns]
     if missing:
         raise InferenceError(f"batch lacks the features {member.ref} needs: {', '.join(missing[:10])}")
-    X = batch[feats].astype(float)
-    _, score, labels = predict(member.estimator, member.meta, X)
+    X = _numeric_features(batch, feats, member.ref)
+    try:
+        _, score, labels = predict(member.estimator, member.meta, X)
+    except ValueError as e:  # e.g. NaN for an estimator that has no missing-value support
+        raise InferenceError(f"{member.ref} cannot score this batch: {str(e).splitlines()[0]}") from None
     out = pd.DataFrame({"request_id": batch["request_id"].to_numpy(), "output": [str(x) for x in labels],
                         "score": score.astype(float)})
     if explain:
@@ -118,6 +125,32 @@ def score_frame(member: LoadedMember, batch: pd.DataFrame, *, explain: bool = Tr
     out["inputs"] = [json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in zip(feats, row)})
                      for row in X.itertuples(index=False, name=None)]
     return out
+
+
+def _numeric_features(batch: pd.DataFrame, feats: list[str], ref: str) -> pd.DataFrame:
+    """The feature columns as floats; a column that is not numeric, or holds an infinity, is
+    refused by name (NaN passes: the estimator says whether it can score a missing value)."""
+    cols = {}
+    for f in feats:
+        try:
+            cols[f] = batch[f].astype(float)
+        except (ValueError, TypeError):
+            bad = next((v for v in batch[f] if not _is_number(v)), None)
+            raise InferenceError(f"batch column {f!r} is not numeric (e.g. {str(bad)[:40]!r}); {ref} needs numbers there") from None
+        inf = np.isinf(cols[f].to_numpy())
+        if inf.any():
+            rid = batch["request_id"].iloc[int(np.argmax(inf))]
+            raise InferenceError(f"batch column {f!r} is infinite in {int(inf.sum())} row(s) (e.g. request {rid!r}); "
+                                 "send a finite number or leave it empty")
+    return pd.DataFrame(cols, index=batch.index)
+
+
+def _is_number(v) -> bool:
+    try:
+        float(v)
+        return True
+    except (ValueError, TypeError):
+        return False
 
 
 @dataclass
@@ -338,10 +371,21 @@ def ingest_labels(engine: Engine, group_name: str, labels: pd.DataFrame | str | 
     from vigil.groups.membership import Groups
 
     if not isinstance(labels, pd.DataFrame):
-        labels = pd.read_parquet(labels)
+        path = Path(labels)
+        if not path.is_file():
+            raise InferenceError(f"labels file {str(path)!r} does not exist; pass the path of a Parquet file")
+        try:
+            labels = pd.read_parquet(path)
+        except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a bad file
+            raise InferenceError(f"labels file {path.name!r} is not a readable Parquet file: {str(e).splitlines()[0]}") from None
     for col in ("request_id", "label"):
         if col not in labels.columns:
             raise InferenceError(f"labels batch has no {col!r} column; it needs request_id and label")
+    if labels["request_id"].isna().any():
+        raise InferenceError(f"labels batch: 'request_id' is empty in {int(labels['request_id'].isna().sum())} row(s)")
+    for col in ("request_id", "label"):
+        if labels[col].astype(str).str.contains("\x00", regex=False).any():
+            raise InferenceError(f"labels batch: {col!r} holds a NUL character (\\u0000), which the log cannot store")
     labels = labels.dropna(subset=["label"]).drop_duplicates("request_id", keep="last")
     g = Groups(engine).get(group_name)
     t = table_ident(g.slug)
