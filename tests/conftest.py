@@ -200,3 +200,27 @@ def small_chain(tmp_path_factory) -> dict[str, Path]:
     from tests.trainer.conftest import build_small_chain
 
     return build_small_chain(tmp_path_factory.mktemp("chain"))
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """Factory: a real, small filesystem (tmpfs of the given size) for disk-full faults. Needs root
+    and mount; the test says why when it skips."""
+    import subprocess
+
+    mounted = []
+
+    def make(size: str) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small tmpfs needs root")
+        mnt = tmp_path / f"fs-{uuid.uuid4().hex[:6]}"
+        mnt.mkdir()
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True, text=True)
+        if r.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+        mounted.append(mnt)
+        return mnt
+
+    yield make
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

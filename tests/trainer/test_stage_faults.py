@@ -5,14 +5,11 @@ retry into the same output directory produces a whole, consistent result."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 
-import pytest
 
 from gpu_trainer.manifest import read_manifest, sha256_path
 
@@ -45,22 +42,8 @@ def test_sigkill_mid_training_leaves_no_manifest_and_the_retry_is_whole(tmp_path
     assert m.params["pretrain_examples"] == MICRO["pretrain_examples"]
 
 
-@pytest.fixture
-def tiny_fs(tmp_path):
-    """A 100 KiB tmpfs: a real full disk (needs root and mount; the test says why when it skips)."""
-    mnt = tmp_path / f"fs-{uuid.uuid4().hex[:6]}"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if r.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def test_full_disk_fails_naming_the_path_and_records_nothing(tiny_fs):
-    out = tiny_fs / "base"
+def test_full_disk_fails_naming_the_path_and_records_nothing(small_tmpfs):
+    out = small_tmpfs("100k") / "base"
     p = subprocess.run(_cmd(out, **MICRO), capture_output=True, text=True, timeout=300)
     last = p.stderr.strip().splitlines()[-1]
     assert p.returncode == 1

@@ -74,14 +74,19 @@ def _load_member(m) -> LoadedMember:
     return LoadedMember(m.version_id, m.ref, est, meta, expl)
 
 
-def read_batch(path: str | Path, id_column: str = "request_id") -> pd.DataFrame:
+def _read_parquet(path: str | Path, what: str) -> pd.DataFrame:
     p = Path(path)
     if not p.is_file():
-        raise InferenceError(f"batch {str(path)!r} does not exist; pass the path of a Parquet file")
+        raise InferenceError(f"{what} {str(path)!r} does not exist; pass the path of a Parquet file")
     try:
-        df = pd.read_parquet(p)
+        return pd.read_parquet(p)
     except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a bad file
-        raise InferenceError(f"batch {str(path)!r} is not a readable Parquet file: {e}") from None
+        raise InferenceError(f"{what} {str(path)!r} is not a readable Parquet file: {str(e).splitlines()[0]}") from None
+
+
+def read_batch(path: str | Path, id_column: str = "request_id") -> pd.DataFrame:
+    p = Path(path)
+    df = _read_parquet(p, "batch")
     if id_column not in df.columns:
         raise InferenceError(f"batch {p.name} has no {id_column!r} column; every row needs a request id")
     if df.empty:
@@ -371,13 +376,7 @@ def ingest_labels(engine: Engine, group_name: str, labels: pd.DataFrame | str | 
     from vigil.groups.membership import Groups
 
     if not isinstance(labels, pd.DataFrame):
-        path = Path(labels)
-        if not path.is_file():
-            raise InferenceError(f"labels file {str(path)!r} does not exist; pass the path of a Parquet file")
-        try:
-            labels = pd.read_parquet(path)
-        except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a bad file
-            raise InferenceError(f"labels file {path.name!r} is not a readable Parquet file: {str(e).splitlines()[0]}") from None
+        labels = _read_parquet(labels, "labels file")
     for col in ("request_id", "label"):
         if col not in labels.columns:
             raise InferenceError(f"labels batch has no {col!r} column; it needs request_id and label")
