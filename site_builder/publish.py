@@ -34,6 +34,7 @@ import yaml
 from markupsafe import escape
 
 from site_builder.pagedata import PageSpec, SitePlan, plan_site
+from vigil.settings import fault_point
 
 log = logging.getLogger(__name__)
 
@@ -354,6 +355,7 @@ def _build(plan: SitePlan, project: Path, cache: Path, build: Path, site_dir: Pa
     (public / BUILD_INFO).write_text(json.dumps(info, indent=1))
 
     # 5. Swap it in; the old tree ends up in the build dir and is removed with it.
+    fault_point("publish:before-swap")  # the fault campaign kills a build here (tests/reliability)
     t = time.perf_counter()
     target = site_dir / "public"
     if target.exists():
