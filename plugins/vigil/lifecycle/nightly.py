@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil.lifecycle.specs import NIGHTLY_STAGES, nightly_item, nightly_spec, nightly_stage
+from vigil.lifecycle.specs import NIGHTLY_STAGES, nightly_item, nightly_stage
 from vigil.registry.versions import Registry, RunRef
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,7 @@ def integrity_problem(engine: Engine, item: dict[str, Any], run: RunRef) -> str 
     if check["ok"]:
         return None
     problem = f"{item['ref']}: {check['problem']} ({check['artifact_uri']})"
-    stage, _ = nightly_spec(item, {})
-    reg.record_evaluation(item["version_id"], suite=stage, run=run, metrics={}, status="failed",
+    reg.record_evaluation(item["version_id"], suite=nightly_stage(item), run=run, metrics={}, status="failed",
                           details={k: check.get(k) for k in ("problem", "artifact_uri", "expected", "actual")})
     log.warning("not evaluating %s", problem)
     return problem
