@@ -10,7 +10,7 @@ the champion/challenger comparisons of every model group and updates the warehou
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Param, dag, task, task_group
 
@@ -34,7 +34,9 @@ from vigil.lifecycle.specs import NIGHTLY_STAGES
         "device": Param("auto", type="string", enum=["auto", "cpu", "cuda"], title="Device"),
         "seed": Param(0, type="integer", minimum=0, title="Seed"),
     },
-    default_args={"retries": 1, "retry_delay": timedelta(minutes=2)},
+    # one retry, after airflow.cfg's [core] default_task_retry_delay: a warehouse that was down
+    # (restarted, failed over) gets that long to come back before the task fails for good
+    default_args={"retries": 1},
 )
 def nightly_evaluation():
     @task

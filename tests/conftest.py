@@ -82,6 +82,8 @@ def pytest_configure(config):
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(logs / "passwords.json"),
+        # retries after 10 s, not airflow.cfg's 120: the outage tests wait for a real retry
+        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "10",
     })
 
 
@@ -191,6 +193,23 @@ def registry(engine):
     from vigil.registry.versions import Registry
 
     return Registry(engine)
+
+
+@pytest.fixture(scope="session")
+def sk_dir(tmp_path_factory) -> Path:
+    """A generated dataset, two trained classifiers (GB, LR) and their held-out evaluations."""
+    from gpu_trainer import sklearn_data
+    from gpu_trainer.stages import evaluate_sklearn as E
+    from gpu_trainer.stages import train_sklearn as T
+
+    root = tmp_path_factory.mktemp("sk")
+    data = sklearn_data.write("synthetic", root / "data.parquet", rows=1600, seed=3)
+    for strat, hp in (("gradient_boosting", {"n_estimators": 60}), ("logistic_regression", {})):
+        T.run(T.Spec(dataset=str(data), target="label", strategy=strat, model_name=f"clf-{strat}",
+                     hyperparameters=hp, cv_folds=0, n_boot=200), str(root / strat))
+        E.run(E.Spec(model=str(root / strat / "model"), dataset=str(data), cv_folds=0, n_boot=200, explain_rows=100),
+              str(root / f"{strat}-eval"))
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
-"""Fixtures for model groups: real scikit-learn models trained once per session by the real
-train-sklearn / evaluate-sklearn stages, registered in a fresh warehouse per test."""
+"""Fixtures for model groups: the real scikit-learn models of ``sk_dir`` (tests/conftest.py, trained
+once per session by the real train-sklearn / evaluate-sklearn stages), registered in a fresh
+warehouse per test."""
 
 from __future__ import annotations
 
@@ -14,23 +15,6 @@ from vigil.registry.versions import RunRef
 from vigil.storage.parquet_store import ParquetStore
 
 DAY = date(2026, 11, 20)
-
-
-@pytest.fixture(scope="session")
-def sk_dir(tmp_path_factory) -> Path:
-    """A generated dataset, two trained classifiers (GB, LR) and their held-out evaluations."""
-    from gpu_trainer import sklearn_data
-    from gpu_trainer.stages import evaluate_sklearn as E
-    from gpu_trainer.stages import train_sklearn as T
-
-    root = tmp_path_factory.mktemp("sk")
-    data = sklearn_data.write("synthetic", root / "data.parquet", rows=1600, seed=3)
-    for strat, hp in (("gradient_boosting", {"n_estimators": 60}), ("logistic_regression", {})):
-        T.run(T.Spec(dataset=str(data), target="label", strategy=strat, model_name=f"clf-{strat}",
-                     hyperparameters=hp, cv_folds=0, n_boot=200), str(root / strat))
-        E.run(E.Spec(model=str(root / strat / "model"), dataset=str(data), cv_folds=0, n_boot=200, explain_rows=100),
-              str(root / f"{strat}-eval"))
-    return root
 
 
 def register_stage(registry, out_dir: Path, run: RunRef, store: ParquetStore | None = None, *,

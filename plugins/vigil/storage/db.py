@@ -43,7 +43,13 @@ def _pgserver(settings: Settings, start: bool = True):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # cleanup_mode=None: the server outlives this process (Airflow workers share it).
-        return pgserver.get_server(settings.pg_dir, cleanup_mode=None)
+        srv = pgserver.get_server(settings.pg_dir, cleanup_mode=None)
+        if start and not embedded_running(settings):
+            # pgserver hands back its cached handle for a server this process started before,
+            # without checking it still runs: start it again after a `vigil db stop` or a crash.
+            with srv._lock:
+                srv.ensure_postgres_running()
+        return srv
 
 
 def embedded_running(settings: Settings | None = None) -> bool:

@@ -10,7 +10,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Engine
 
-from vigil.storage.db import ensure_database, get_engine, warehouse_url
+from vigil.storage.db import DatabaseError, display_url, ensure_database, get_engine, warehouse_url
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -62,9 +62,20 @@ _READY: dict[str, Engine] = {}
 
 
 def ready_engine() -> Engine:
-    """The warehouse engine, migrated to head once per process (tasks call this, not get_engine)."""
+    """The warehouse engine, migrated to head once per process and reachable now (tasks call this,
+    not get_engine). The embedded server is started again if it was stopped; an unreachable
+    external one raises :class:`DatabaseError` in one line, and Airflow retries the task."""
     url = warehouse_url()
     key = url.render_as_string(hide_password=False)
     if key not in _READY:
         _READY[key] = migrate(url)
-    return _READY[key]
+    engine = _READY[key]
+    try:
+        with engine.connect() as c:  # the pool pre-pings: a restarted server gets fresh connections
+            c.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as e:
+        reason = str(e.orig).strip().splitlines()[0] if e.orig else type(e).__name__
+        raise DatabaseError(
+            f"warehouse database unreachable at {display_url(url)}: {reason}; start that server "
+            "(`vigil db start` for the embedded one) or fix VIGIL_DATABASE_URL, then retry the task") from e
+    return engine
