@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export AIRFLOW_HOME := $(CURDIR)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-fast airflow site site-serve bench lint clean db-stop
+.PHONY: install demo test test-fast airflow site site-serve bench soak lint clean db-stop
 
 install: $(VENV)/.installed
 
@@ -43,7 +43,11 @@ site-serve: install
 	$(BIN)/vigil site serve
 
 bench: install
-	for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	for b in bench/[!_]*.py; do case $$b in bench/soak_*) continue;; esac; echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# An hour on 2 cores: nightly_evaluation back-filled over 60 dates x 10 versions on a running Airflow.
+soak: install
+	$(BIN)/python bench/soak_nightly.py
 
 lint: install
 	$(BIN)/lint-imports

@@ -87,6 +87,12 @@ def _stop_all(procs: dict[str, subprocess.Popen], grace: float = 30.0) -> None:
     for name, p in procs.items():
         if p.poll() is None:
             p.send_signal(signal.SIGINT)
+        else:
+            # A component that died (a SIGKILLed scheduler) leaves its children behind in its
+            # process group: executor workers, its log server. They inherited its database
+            # connection, so the dead scheduler's row locks stay held and a restarted scheduler
+            # silently skips the locked DAG runs (a back-fill that never resumes). End them.
+            _kill_group(p.pid, signal.SIGKILL)
     deadline = time.monotonic() + grace
     for name, p in procs.items():
         try:
@@ -97,7 +103,16 @@ def _stop_all(procs: dict[str, subprocess.Popen], grace: float = 30.0) -> None:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
+    for p in procs.values():  # anything a component left in its group once it exited
+        _kill_group(p.pid, signal.SIGTERM)
     typer.echo("Airflow stopped: " + ", ".join(f"{n} ({p.returncode})" for n, p in procs.items()))
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _dags_test(env: dict[str, str], dag_id: str, logical_date: str, conf: dict | None, log_dir: Path) -> float:
