@@ -74,6 +74,8 @@ class LiveAirflow:
         self.proc = subprocess.Popen([sys.executable, "-m", "vigil.cli", "airflow", "--port", str(self.port)], env=self.env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         _wait(lambda: httpx.get(f"{self.base}/api/v2/monitor/health", timeout=5).status_code == 200, 180, "health")
+        # the api-server first, the other three once it is healthy
+        _wait(lambda: len(psutil.Process(self.proc.pid).children()) >= 4, 60, "the scheduler, dag-processor and triggerer")
         self.children += psutil.Process(self.proc.pid).children(recursive=True)
         password = _wait(lambda: json.loads(self.pw_file.read_text()).get("admin"), 60, "generated password")
         token = httpx.post(f"{self.base}/auth/token", json={"username": "admin", "password": password},

@@ -57,6 +57,11 @@ def airflow_cmd(
         # each component by PID (standalone-style group signals can deadlock workers).
         procs[name] = subprocess.Popen(args, env=env, stdout=open(logs / f"{name}.log", "ab"),
                                        stderr=subprocess.STDOUT, start_new_session=True)
+        if name == "api-server":
+            # Tasks report to the execution API on the api-server. A scheduler started beside it
+            # hands out tasks (a back-fill resumed after a crash does at once) that fail, with
+            # their retries spent, while a loaded machine is still starting it: start it first.
+            _wait_healthy(port, procs["api-server"], logs)
     pw_file = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
     typer.echo(f"Airflow starting on http://localhost:{port}  (logs: {logs})")
     stopping = {"flag": False}
@@ -106,6 +111,25 @@ def _stop_all(procs: dict[str, subprocess.Popen], grace: float = 30.0) -> None:
     for p in procs.values():  # anything a component left in its group once it exited
         _kill_group(p.pid, signal.SIGTERM)
     typer.echo("Airflow stopped: " + ", ".join(f"{n} ({p.returncode})" for n, p in procs.items()))
+
+
+def _wait_healthy(port: int, proc: subprocess.Popen, logs: Path, timeout: float = 300.0) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(1)
+    proc.poll()
+    state = f"exited ({proc.returncode})" if proc.returncode is not None else f"not healthy after {timeout:.0f} s"
+    typer.secho(f"vigil: warning: api-server {state}; starting the rest anyway; see {logs / 'api-server.log'}",
+                err=True, fg=typer.colors.YELLOW)
 
 
 def _kill_group(pgid: int, sig: int) -> None:
