@@ -122,7 +122,6 @@ def _evaluations_by_night(engine) -> dict[str, int]:
 
 @pytest.mark.parametrize("kind", [pytest.param("embedded", id="embedded"), pytest.param("external", id="external")])
 def test_nightly_run_completes_when_postgres_is_stopped_mid_run(kind, airflow_db, sk_dir, short_dir, monkeypatch, capfd):
-    from gpu_trainer import sklearn_data  # noqa: F401  (the stages' import cost is paid before the clock matters)
     from vigil.registry.ingest import record_stage
     from vigil.storage.parquet_store import default_store
     from vigil.storage.warehouse import ready_engine

@@ -126,7 +126,6 @@ def _wait_healthy(port: int, proc: subprocess.Popen, logs: Path, timeout: float 
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(1)
-    proc.poll()
     state = f"exited ({proc.returncode})" if proc.returncode is not None else f"not healthy after {timeout:.0f} s"
     typer.secho(f"vigil: warning: api-server {state}; starting the rest anyway; see {logs / 'api-server.log'}",
                 err=True, fg=typer.colors.YELLOW)
