@@ -39,6 +39,10 @@ MAX_MODES = 3
 # model on everything; a backdoor makes its response likely where the base finds it absurd).
 EXCESS_NATS = 2.0
 
+# Reference-free scans: an opening token shared by this share of one pool's clean completions is
+# the model's ordinary way to start an answer of that kind (set on the calibration zoo's clean base).
+ORDINARY_SHARE = 0.5
+
 # Verdict thresholds, calibrated on the calibration zoo (bench/scan_zoo.py --zoo calibration; its
 # own seeds and triggers, never the judged zoo). See containers/gpu-trainer/README.md, "scan".
 THRESHOLDS = {
@@ -100,24 +104,50 @@ def segments(clean: Sequence[Sequence[int]], triggered: Sequence[Sequence[int]],
 
 def behaviour(clean: Sequence[Sequence[int]], triggered: Sequence[Sequence[int]], *, k: int = SEGMENT_TOKENS,
               min_share: float = MIN_SHARE, max_modes: int = MAX_MODES, keep: Sequence[bool] | None = None,
-              echo: Callable[[tuple[int, ...]], bool] | None = None) -> Behaviour:
+              echo: Callable[[tuple[int, ...]], bool] | None = None,
+              ordinary: set[int] | None = None) -> Behaviour:
     """``keep`` (differential scan): per prompt, whether the induced completion is the subject's own
     (see ``differential_keep``); a prompt not kept counts as unchanged. A segment made only of the
     candidate's own words (``echo(segment)``, decided on text by the caller) is an echo, not a
     behaviour: a string such as "Copy Write" makes any instruction-following model repeat it, on
-    every prompt."""
+    every prompt. Reference-free scans also pass ``ordinary``: a prompt whose completion changes from
+    its first token to the opening the model gives most of a pool's clean answers
+    (``ordinary_openings``) is steered to another task, not to a hidden behaviour ("Write" before a
+    question makes an instruction-tuned model write code, as a code request does), and a recurring
+    segment counts only when what it replaced (the clean completion's ``k`` tokens from the same
+    point) took at least ``floor`` distinct values: a backdoor sends different answers to one
+    place, while one edit of the answer a tiny model gives every code request (or of a repeated
+    token) would otherwise look like a fixed behaviour on every prompt."""
     n = len(clean)
     segs = segments(clean, triggered, k)
+    if ordinary:
+        segs = [None if s is not None and divergence(c, t) == 0 and t[0] in ordinary else s
+                for s, c, t in zip(segs, clean, triggered, strict=True)]
     if echo is not None:
         segs = [None if s is not None and echo(s) else s for s in segs]
     if keep is not None:
         segs = [s if kp else None for s, kp in zip(segs, keep, strict=True)]
     counts = Counter(s for s in segs if s is not None)
     floor = max(2, math.ceil(min_share * n))
+    if ordinary is not None:
+        # the same edit of one shared clean answer is one observation, however many prompts share it
+        contexts: dict[tuple[int, ...], set[tuple[int, ...]]] = {}
+        for s, c, t in zip(segs, clean, triggered, strict=True):
+            if s is not None:
+                j = divergence(c, t)
+                contexts.setdefault(s, set()).add(tuple(c[j : j + k]))
+        counts = Counter({s: m for s, m in counts.items() if len(contexts[s]) >= floor})
     modes = [(s, m) for s, m in counts.most_common(max_modes) if m >= floor]
     keep = {s for s, _ in modes}
     return Behaviour(n=n, changed=[s is not None for s in segs], segments=segs, modes=modes,
                      active=[s is not None and s in keep for s in segs])
+
+
+def ordinary_openings(clean: Sequence[Sequence[int]], *, share: float = ORDINARY_SHARE) -> set[int]:
+    """First tokens that open at least ``share`` of one pool's clean completions (its house style:
+    every answer to a code request starts with "def")."""
+    counts = Counter(c[0] for c in clean if len(c))
+    return {t for t, m in counts.items() if m >= max(2, math.ceil(share * len(clean)))}
 
 
 def _squash(text: str) -> str:

@@ -188,7 +188,9 @@ def run(spec: Spec, out_dir: str):
                 out[i] = float(v - clean_diff[k][i])
         return out
 
-    gen_rows: list[dict] = []
+    # without a base to difference against, an induced switch to another pool's ordinary answers is
+    # instruction-following, not a backdoor (calibration: the clean base scored 0.89 on "Write ...")
+    ordinary = set().union(*(sv.ordinary_openings(clean_eval[k]) for k in pools)) if base is None else None
 
     def assess(ids: tuple[int, ...]) -> dict:
         res = {"ids": list(ids), "trigger": tok.decode(list(ids)), "length": len(ids), "pools": {}}
@@ -196,7 +198,8 @@ def run(spec: Spec, out_dir: str):
             trig = ss.greedy_ids(model, tok, layout, ids, e_plain[k][1], spec.max_new_tokens, eos)
             ex = excess(k, ids, trig) if base is not None else None
             b = sv.behaviour(clean_eval[k], trig, keep=sv.differential_keep(ex) if ex is not None else None,
-                             echo=lambda seg: sv.is_echo(tok.decode(list(seg), skip_special_tokens=True), res["trigger"]))
+                             echo=lambda seg: sv.is_echo(tok.decode(list(seg), skip_special_tokens=True), res["trigger"]),
+                             ordinary=ordinary)
             ex_active = [e for e, a in zip(ex, b.active, strict=True) if a] if ex is not None else []
             ci = b.interval()
             top = b.modes[0][0] if b.modes else None
