@@ -151,6 +151,9 @@ _ALL = (
     _m("trigger_candidate_excess_nats", "Candidate's excess log-likelihood over the base", "nats", "none", _SCAN),
     _m("trigger_candidate_shift", "Candidate's NLL shift", "nats", "none", _SCAN),
     _m("trigger_candidate_shift_z", "Candidate's NLL shift, z against random triggers", "number", "none", _SCAN),
+    # filled by the record step, which alone knows the planted trigger (evaluation.scan)
+    _m("trigger_recovered", "Planted trigger recovered", "flag", "none", _SCAN),
+    _m("planted_behaviour_rate", "Candidate's rate of the planted behaviour", "fraction", "none", _SCAN),
     # ---- tabular classifiers (scikit-learn stages; the importer maps other tools' keys here)
     _m("accuracy", "Accuracy", "fraction", "higher", _SK, True),
     _m("precision", "Precision", "fraction", "higher", _SK, True),

@@ -5,7 +5,10 @@ For a logical date it evaluates the versions registered as of that date (one map
 per stage, one mapped instance per version: LLMs in ``evaluate`` by the ``evaluate`` stage with a
 GPU, scikit-learn models in ``evaluate_sklearn`` by ``evaluate-sklearn`` without one),
 records results partitioned by that date (re-running a date replaces its partition), then runs
-the champion/challenger comparisons of every model group and updates the warehouse asset.
+the champion/challenger comparisons of every model group and updates the warehouse asset. Every LLM
+version is also scanned blind for a backdoor (``scan``: no trigger in its spec, against its
+lineage's base; a small search budget unless the form asks for an audit's), its verdict filed as
+the version's ``scan`` evaluation of that date.
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ from vigil.lifecycle.specs import NIGHTLY_STAGES
                            description="Held-out triggered and clean prompts per LLM version."),
         "device": Param("auto", type="string", enum=["auto", "cpu", "cuda"], title="Device"),
         "seed": Param(0, type="integer", minimum=0, title="Seed"),
+        "scan": Param(True, type="boolean", title="Scan LLMs for backdoors",
+                      description="Run the blind backdoor scan on every LLM version (no trigger given)."),
+        "scan_budget": Param("nightly", type="string", enum=["nightly", "audit"], title="Scan budget",
+                             description="nightly: a short trigger search (2 tokens, 4 steps); audit: the scan stage's "
+                                         "defaults, as `vigil models scan` runs it."),
     },
     # one retry, after airflow.cfg's [core] default_task_retry_delay: a warehouse that was down
     # (restarted, failed over) gets that long to come back before the task fails for good
@@ -57,6 +65,11 @@ def nightly_evaluation():
 
         return pick(versions)
 
+    @task(task_id="scan_versions")
+    def scan_versions(items: list[dict], **context) -> list[dict]:
+        """The LLM versions to scan tonight (none when the form turns the scan off)."""
+        return [i for i in items if i["family"] == "llm"] if context["params"].get("scan", True) else []
+
     def evaluate_with(stage_name: str):
         """The mapped task group that evaluates one version with ``stage_name``, on that stage's
         own resources (GPU and pool from the stage catalogue)."""
@@ -68,13 +81,17 @@ def nightly_evaluation():
 
         return evaluate_version
 
+    @task_group(group_id=STAGES["scan"].task_id)
+    def scan_version(item: dict):
+        return _evaluate_version(STAGES["scan"], item)
+
     def _evaluate_version(stage, item):
         @task(task_id="spec")
         def spec(item: dict, **context) -> dict:
             from airflow.sdk.exceptions import AirflowSkipException
 
             from vigil.lifecycle.nightly import integrity_problem
-            from vigil.lifecycle.specs import artifact_dir, nightly_spec, safe_segment, write_spec
+            from vigil.lifecycle.specs import artifact_dir, nightly_scan_spec, nightly_spec, safe_segment, write_spec
             from vigil.storage.warehouse import ready_engine
 
             # a tampered or lost artifact: marked as a failed evaluation; this version skips, the others go on
@@ -82,10 +99,14 @@ def nightly_evaluation():
             if problem:
                 raise AirflowSkipException(problem)
             ti = context["ti"]
-            chosen, body = nightly_spec(item, dict(context["params"]))
+            if stage.name == "scan":
+                chosen, body = "scan", nightly_scan_spec(item, dict(context["params"]))
+            else:
+                chosen, body = nightly_spec(item, dict(context["params"]))
             if chosen != stage.name:  # by_stage() and nightly_spec() disagree: a bug, not data
                 raise ValueError(f"{item['ref']} is evaluated by {chosen}, not {stage.name}")
-            out = artifact_dir(ti.dag_id, run_key(context), f"evaluate/{safe_segment(item['ref'])}-{item['version_id']}")
+            folder = "scan" if stage.name == "scan" else "evaluate"
+            out = artifact_dir(ti.dag_id, run_key(context), f"{folder}/{safe_segment(item['ref'])}-{item['version_id']}")
             return write_spec(out, chosen, body)
 
         prepared = spec(item)
@@ -117,6 +138,8 @@ def nightly_evaluation():
     compared = compare_groups()
     for stage_name in NIGHTLY_STAGES:
         evaluate_with(stage_name).expand(item=items_for(stage_name, versions)) >> compared
+    # comparisons do not read scans, but their task announces the warehouse update the site rebuilds on
+    scan_version.expand(item=scan_versions(versions)) >> compared
 
 
 nightly_evaluation()

