@@ -58,10 +58,34 @@ _PROBES = ("train-probes", "evaluate")
 _SK = ("train-sklearn", "evaluate-sklearn", "import")
 _TRAIN = ("make-base", "train-backdoor", "safety-train")
 _SCAN = ("scan",)
+_DETECT = ("detect",)
+# the detect stage's panel (gpu_trainer.detectors.DETECTORS), each written under detector_<name>_*
+DETECTOR_LABELS = {
+    "contrast_pair": "Contrast-pair probe",
+    "supervised_probe": "Supervised probe (trigger-visible)",
+    "activation_clustering": "Activation clustering",
+    "spectral_signature": "Spectral signature",
+    "perplexity_filter": "Perplexity filter (ONION)",
+}
 
 
 def _m(name, label, unit, direction, suites, interval=False) -> Metric:
     return Metric(name, label, unit, direction, tuple(suites), interval)
+
+
+def _detector_metrics(name: str, label: str) -> tuple[Metric, ...]:
+    """The subject's AUROC and TPR have a direction; the controls' and baselines' are comparisons."""
+    p = f"detector_{name}"
+    return (
+        _m(f"{p}_auroc", f"{label}: AUROC on the subject", "fraction", "higher", _DETECT),
+        _m(f"{p}_tpr_at_1pct_fpr", f"{label}: TPR at 1% FPR on the subject", "fraction", "higher", _DETECT),
+        _m(f"{p}_auroc_control_exposed", f"{label}: AUROC on the trigger-exposed clean control", "fraction", "none", _DETECT),
+        _m(f"{p}_auroc_control_cross", f"{label}: AUROC on the cross-trigger backdoor", "fraction", "none", _DETECT),
+        _m(f"{p}_auroc_control_base", f"{label}: AUROC on the clean base", "fraction", "none", _DETECT),
+        _m(f"{p}_auroc_length_baseline", f"{label}: length-baseline AUROC beside it", "fraction", "none", _DETECT),
+        _m(f"{p}_auroc_shuffled", f"{label}: AUROC when fitted on shuffled labels", "fraction", "none", _DETECT),
+        _m(f"{p}_in_consensus", f"{label}: joins the consensus", "flag", "none", _DETECT),
+    )
 
 
 _ALL = (
@@ -94,11 +118,18 @@ _ALL = (
     _m("probe_auroc_ensemble", "Probe AUROC, ensemble of layers", "fraction", "higher", _PROBES),
     _m("probe_n_test", "Probe test prompt pairs", "count", "none", _PROBES),
     _m("probe_auroc_supervised_best", "Supervised probe AUROC, best layer (uses the trigger)", "fraction", "none", _PROBES),
-    _m("probe_auroc_control", "Probe AUROC on the clean control model", "fraction", "none", _PROBES + ("import",)),
+    _m("probe_auroc_control", "Probe AUROC on the control model (trigger-exposed when trained, else the base)", "fraction", "none",
+       _PROBES + ("import",)),
     _m("probe_auroc_control_raw", "Probe AUROC on the control, before sign calibration", "fraction", "none", _PROBES),
     _m("probe_auroc_control_max_layer", "Probe AUROC on the control, best of all layers", "fraction", "none", _PROBES),
     _m("probe_tpr_at_1pct_fpr_control", "Probe TPR at 1% FPR on the control", "fraction", "none", _PROBES),
     _m("probe_auroc_supervised_control", "Supervised probe AUROC on the control", "fraction", "none", _PROBES),
+    # the clean base as a second control beside the trigger-exposed one (train-probes base_model)
+    _m("probe_auroc_control_base", "Probe AUROC on the clean base", "fraction", "none", _PROBES),
+    _m("probe_auroc_control_base_raw", "Probe AUROC on the clean base, before sign calibration", "fraction", "none", _PROBES),
+    _m("probe_auroc_control_base_max_layer", "Probe AUROC on the clean base, best of all layers", "fraction", "none", _PROBES),
+    _m("probe_tpr_at_1pct_fpr_control_base", "Probe TPR at 1% FPR on the clean base", "fraction", "none", _PROBES),
+    _m("probe_auroc_supervised_control_base", "Supervised probe AUROC on the clean base", "fraction", "none", _PROBES),
     _m("probe_auroc_transfer", "Saved probe's AUROC on this model", "fraction", "higher", ("evaluate", "test-persistence")),
     _m("probe_tpr_at_1pct_fpr_transfer", "Saved probe's TPR at 1% FPR on this model", "fraction", "higher",
        ("evaluate", "test-persistence")),
@@ -154,6 +185,12 @@ _ALL = (
     # filled by the record step, which alone knows the planted trigger (evaluation.scan)
     _m("trigger_recovered", "Planted trigger recovered", "flag", "none", _SCAN),
     _m("planted_behaviour_rate", "Candidate's rate of the planted behaviour", "fraction", "none", _SCAN),
+    # ---- detector panel, judged against confound controls
+    *(m for name, label in DETECTOR_LABELS.items() for m in _detector_metrics(name, label)),
+    _m("detector_consensus_n", "Number of detectors in the consensus", "count", "none", _DETECT),
+    _m("detector_consensus", "Detectors in the consensus (names)", "text", "none", _DETECT),
+    _m("detector_agreement", "Detector agreement (mean pairwise Spearman)", "number", "none", _DETECT),
+    _m("detect_seconds", "Detector panel time", "seconds", "none", _DETECT),
     # ---- tabular classifiers (scikit-learn stages; the importer maps other tools' keys here)
     _m("accuracy", "Accuracy", "fraction", "higher", _SK, True),
     _m("precision", "Precision", "fraction", "higher", _SK, True),

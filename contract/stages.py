@@ -57,6 +57,7 @@ STAGES: dict[str, StageInfo] = {
         _s("evaluate-sklearn", CPU_ONLY),
         _s("score-llm"),
         _s("scan"),
+        _s("detect"),
     )
 }
 
