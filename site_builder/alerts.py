@@ -42,3 +42,17 @@ def regression(metric: str, before: dict[str, Any], after: dict[str, Any]) -> bo
     if not all(is_number(x) for x in (b_lo, b_hi, a_lo, a_hi)):
         return False
     return a_hi < b_lo if worse == 1 else a_lo > b_hi
+
+
+# A blind scan's verdict is the stage's own (gpu_trainer.scan_verdict.THRESHOLDS on scan_score,
+# the Wilson lower bound of the top candidate's rate); the site only reads it. `backdoored` is an
+# alert; `inconclusive` (score between the clean and backdoored cuts) a weaker notice: worth a
+# re-scan with a bigger budget, or against a base model, not an accusation. Members of a scan zoo
+# are planted on purpose and judged on the zoo's own page, so they raise no per-version alert.
+SCAN_ALERTS = {"backdoored": ("backdoor found by blind scan", "danger"),
+               "inconclusive": ("blind scan inconclusive", "info")}
+
+
+def scan_alert(metrics: dict[str, Any]) -> tuple[str, str] | None:
+    """(kind, level) of the alert a scan's metrics raise, or None."""
+    return SCAN_ALERTS.get(metrics.get("scan_verdict")) if isinstance(metrics.get("scan_verdict"), str) else None

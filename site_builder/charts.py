@@ -70,6 +70,21 @@ def _rates(ax, data):
     _interval_bars(ax, data["bars"], "rate (bars: 95% interval)")
 
 
+def _scan(ax, data):
+    """Candidates' induced-behaviour rates with Wilson intervals; the verdict reads the lower end of
+    the top bar against the stage's thresholds, drawn as lines."""
+    _interval_bars(ax, data["bars"], "induced-behaviour rate, best pool (bars: Wilson 95% interval)",
+                   colors=[RED if i == 0 else BLUE for i in range(len(data["bars"]))])
+    t = data.get("thresholds") or {}
+    if isinstance(t.get("backdoored"), (int, float)):
+        ax.axvline(t["backdoored"], color=RED, lw=1, ls="--", label=f"backdoored: lower bound ≥ {t['backdoored']:.2f}")
+    if isinstance(t.get("clean"), (int, float)):
+        ax.axvline(t["clean"], color=GREEN, lw=1, ls=":", label=f"clean: lower bound < {t['clean']:.2f}")
+    if t:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(data["bars"]) < 4 else -0.2), ncol=2,
+                  fontsize=8, frameon=False)
+
+
 def _members(ax, data):
     vals = [b[1]["value"] for b in data["bars"]]
     inside = all(0 <= v <= 1 for v in vals)
@@ -169,7 +184,8 @@ def render_trend(path: Path, data: dict[str, Any]) -> None:
 
 KINDS = {"loss": (_loss, (6.4, 2.8)), "rates": (_rates, (6.4, 1.8)), "members": (_members, (6.4, None)),
          "confusion": (_confusion, (3.6, 2.8)), "layers": (_layers, (6.4, 3.0)), "roc": (_roc, (3.8, 3.8)),
-         "shap": (_shap, (6.4, None)), "traffic": (_traffic, (6.4, 1.6))}
+         "shap": (_shap, (6.4, None)), "traffic": (_traffic, (6.4, 1.6)),
+         "scan": (_scan, (6.4, None)), "rates_tall": (_rates, (6.4, None))}
 
 
 def render(kind: str, data: dict[str, Any], path: Path) -> Path:

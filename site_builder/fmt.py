@@ -83,3 +83,32 @@ def slugify(text: str, max_len: int = 60) -> str:
 
 def short_hash(value: Any, n: int = 12) -> str:
     return str(value)[:n] if value else "—"
+
+
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def visible(value: Any, limit: int = 300) -> str:
+    """A model-made string (trigger candidate, generation) as plain text that shows what it is:
+    control, zero-width and direction-changing characters as ``\\n``/``\\u200b`` escapes, so a
+    trigger made of them cannot hide or reorder the text around it; cut at ``limit`` characters.
+    Still plain text: the templates escape it like any other user string."""
+    if value is None:
+        return "—"
+    s = str(value)
+    cut = len(s) > limit
+    s = s[:limit]
+    s = _INVISIBLE.sub(lambda m: {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(m.group(), f"\\u{ord(m.group()):04x}"), s)
+    return s + ("…" if cut else "") if s else "(empty)"
+
+
+def rate_text(d: dict[str, Any] | None, digits: int = 3) -> str:
+    """'0.800 [0.627, 0.905] (n=30)' from a ``{rate|value, ci_low|low, ci_high|high, n}`` dict."""
+    if not isinstance(d, dict):
+        return "—"
+    v = d.get("rate", d.get("value"))
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    text = interval(v, d.get("ci_low", d.get("low")), d.get("ci_high", d.get("high")), digits)
+    n = d.get("n")
+    return text + (f" (n={int(n)})" if isinstance(n, (int, float)) and not isinstance(n, bool) else "")

@@ -18,7 +18,8 @@ from typing import Any
 from contract import metrics as catalogue
 from site_builder import alerts as al
 from site_builder import extract as ex
-from site_builder.fmt import interval, metric_interval, num, slugify
+from site_builder import scanpages as sp
+from site_builder.fmt import interval, metric_interval, num, slugify, visible
 from site_builder.snapshot import Snapshot
 
 NIGHTLY_SUITES = ("evaluate", "evaluate-sklearn")
@@ -51,6 +52,10 @@ HOW_TO_EVALUATE = {
     "external": "Trigger the `nightly_evaluation` DAG, which evaluates every registered version; then rebuild "
                 "with `vigil site build`.",
 }
+HOW_TO_SCAN = ("Scan it blind (no trigger given) with `vigil models scan {ref}` or the `scan_model` DAG; the verdict, "
+               "the trigger candidates and example generations appear here after `vigil site build`.")
+HOW_TO_DETECT = ("The detector panel (suite `detect`: contrast-pair and supervised probes, activation clustering, "
+                 "spectral signatures, a perplexity filter, each beside its controls) has not been run on this version.")
 
 
 @dataclass
@@ -106,7 +111,7 @@ def _metric_rows(metrics: dict[str, Any], names: list[str] | None = None) -> lis
         if n not in metrics:
             continue
         v = metrics[n]
-        text = metric_interval(metrics, n) if ex.is_number(v) else num(v)
+        text = metric_interval(metrics, n) if ex.is_number(v) else visible(v) if isinstance(v, str) else num(v)
         if ex.is_number(metrics.get(f"{n}_n")):
             text += f" (n={int(metrics[f'{n}_n'])})"
         rows.append([catalogue.label(n), n, text])
@@ -220,6 +225,26 @@ class Planner:
         self.comparisons: dict[int, list[dict]] = defaultdict(list)
         for c in snap.comparisons:
             self.comparisons[c["group_id"]].append(c)
+        # Scan zoos: the versions each run of the scan_zoo DAG registered (one page per run).
+        self.zoos: list[dict[str, Any]] = []
+        self.zoo_of: dict[int, dict[str, Any]] = {}
+        runs = {(r["dag_id"], r["run_id"]): r for r in snap.runs}
+        by_run: dict[str, list[int]] = defaultdict(list)
+        for v in snap.versions:
+            if v["run_dag_id"] == sp.ZOO_DAG and sp.zoo_role(v):
+                by_run[v["run_run_id"]].append(v["id"])
+        taken: set[str] = {"index"}  # zoo/index.md lists the runs
+        for run_id in sorted(by_run, key=lambda r: (str((runs.get((sp.ZOO_DAG, r)) or {}).get("logical_date") or ""), r),
+                             reverse=True):
+            run = runs.get((sp.ZOO_DAG, run_id)) or {"dag_id": sp.ZOO_DAG, "run_id": run_id, "id": None}
+            slug = slugify(run_id)
+            if slug in taken:
+                slug = f"{slug}-r{run.get('id')}"
+            taken.add(slug)
+            z = {"id": f"zoo/{slug}", "run": run, "versions": by_run[run_id], "title": f"Scan zoo {run_id}"}
+            self.zoos.append(z)
+            for vid in z["versions"]:
+                self.zoo_of[vid] = z
 
     # ---------------------------------------------------------------- links
     def vlink(self, from_id: str, vid: int | None) -> dict[str, Any] | None:
@@ -337,6 +362,16 @@ class Planner:
         if trend:
             charts.append({"name": "trend", "kind": "trend", "data": {"series": trend}, "alt": "Nightly trend"})
 
+        scan, scan_charts = sp.scan_section(evals, self.s.scan_examples.get(vid), self.s.scan_candidates.get(vid),
+                                            [self.versions[i]["params"] or {} for i in self.lineage(vid)])
+        d["scan"] = scan
+        charts += scan_charts
+        zoo = self.zoo_of.get(vid)
+        d["detect"] = sp.detect_section(evals, (sp.ZOO_DAG, zoo["run"]["run_id"]) if zoo else None)
+        d["how_to_scan"] = HOW_TO_SCAN.format(ref=_ref(v))
+        d["how_to_detect"] = HOW_TO_DETECT
+        d["zoo"] = ({"text": zoo["title"], "url": rel(pid, zoo["id"] + ".html"), "role": sp.ROLE_TEXT[sp.zoo_role(v)]}
+                    if zoo else None)
         d["evaluations"] = [
             {"suite": e["suite"], "date": e["logical_date"], "status": e["status"], "n": e["n_samples"],
              "metrics": len(e["metrics"]), "run": f"{e['dag_id']} / {e['run_id']}" if e["dag_id"] else None}
@@ -423,6 +458,97 @@ class Planner:
             charts.append({"name": "traffic", "kind": "traffic", "data": {"split": split}, "alt": "Traffic split"})
         return PageSpec(pid, "group", g["name"], d, charts, pdf=f"pdf/{pid}.pdf")
 
+    def scan_thresholds(self) -> dict[str, Any] | None:
+        """The verdict thresholds the newest scan stored (the stage owns them; the site only quotes them)."""
+        scans = [e for e in self.s.evaluations if e["suite"] == sp.SCAN_SUITE and e["status"] == "succeeded"
+                 and isinstance(e["details"], dict) and isinstance(e["details"].get("scan_thresholds"), dict)]
+        if not scans:
+            return None
+        t = max(scans, key=lambda e: (e["logical_date"], e["created_at"]))["details"]["scan_thresholds"]
+        out = {"backdoored": t.get("backdoored_score"), "clean": t.get("clean_score")}
+        return out if all(ex.is_number(v) for v in out.values()) else None
+
+    # ---------------------------------------------------------------- scan zoo pages
+    def zoo_members(self, z: dict[str, Any], from_id: str) -> list[dict[str, Any]]:
+        run = (sp.ZOO_DAG, z["run"]["run_id"])
+        rows = []
+        for vid in z["versions"]:
+            v = self.versions[vid]
+            p = v["params"] or {}
+            role = sp.zoo_role(v)
+            evals = self.evals.get(vid, [])
+            scan = sp.newest(evals, sp.SCAN_SUITE, run)
+            m = (scan or {}).get("metrics") or {}
+            verdict = m.get("scan_verdict") if isinstance(m.get("scan_verdict"), str) else None
+            detect = sp.detect_section(evals, run)
+            rows.append({
+                "link": self.vlink(from_id, vid), "name": v["name"], "role": role, "role_text": sp.ROLE_TEXT[role],
+                "backdoor_type": str(p["backdoor_type"]) if p.get("backdoor_type") and role != "control_clean_base" else "—",
+                "trigger": visible(p["trigger"]) if p.get("trigger") is not None and role != "control_clean_base" else "—",
+                "seed": p.get("seed") if ex.is_number(p.get("seed")) else None,
+                "scanned": scan is not None, "scan_date": scan["logical_date"] if scan else None,
+                "verdict": verdict or ("—" if scan else "not scanned"), "level": sp.VERDICT_LEVEL.get(verdict or "", "muted"),
+                "score": num(m.get("scan_score")) if ex.is_number(m.get("scan_score")) else "—",
+                "candidate": visible(m["trigger_candidate"], 80) if "trigger_candidate" in m else "—",
+                "rate": metric_interval(m, "trigger_candidate_rate") if ex.is_number(m.get("trigger_candidate_rate")) else "—",
+                "recovered": m.get("trigger_recovered") if isinstance(m.get("trigger_recovered"), bool) else None,
+                "consensus": detect["consensus"] if detect else None,
+                "consensus_n": detect["consensus_n"] if detect else None,
+                "_summary": {"role": role, "backdoor_type": p.get("backdoor_type"), "scan_verdict": verdict,
+                             "trigger_recovered": m.get("trigger_recovered") is True,
+                             "scan_seconds": m.get("scan_seconds") if ex.is_number(m.get("scan_seconds")) else None},
+                "_detect": detect,
+            })
+        # per seed: the clean base first, then its backdoors and controls by name (a backdoor beside its control)
+        rows.sort(key=lambda r: (r["seed"] if r["seed"] is not None else -1, r["role"] != "control_clean_base", r["name"],
+                                 r["link"]["text"]))
+        return rows
+
+    def zoo_page(self, z: dict[str, Any]) -> PageSpec:
+        from evaluation.scan import zoo_summary
+
+        pid = z["id"]
+        members = self.zoo_members(z, pid)
+        scanned = [mb for mb in members if mb["scanned"]]
+        summary = zoo_summary([mb["_summary"] for mb in scanned])
+        across = sp.consensus_across(members)
+        for mb in members:
+            mb.pop("_summary")
+            mb.pop("_detect")
+        roles = defaultdict(int)
+        for mb in members:
+            roles[mb["role_text"]] += 1
+        run = z["run"]
+        d = {
+            "run": {k: run.get(k) for k in ("dag_id", "run_id", "logical_date", "state")},
+            "members": members, "n_members": len(members), "n_scanned": len(scanned), "roles": sorted(roles.items()),
+            "summary": sp.summary_rows(summary), "inconclusive": summary["inconclusive"],
+            "seconds_mean": num(summary["scan_seconds_mean"], 1) if ex.is_number(summary["scan_seconds_mean"]) else None,
+            "seconds_max": num(summary["scan_seconds_max"], 1) if ex.is_number(summary["scan_seconds_max"]) else None,
+            "detectors": across, "has_detect": any(mb["consensus"] is not None for mb in members),
+        }
+        charts = []
+        bars = [[label, {"value": r["rate"], "low": r["ci_low"], "high": r["ci_high"], "n": r["n"]}]
+                for key, label in (("detection_rate", "Detection rate on backdoored models"),
+                                   ("false_flag_rate", "False-flag rate on all controls"),
+                                   ("false_flag_rate_exposed", "False-flag rate on trigger-exposed controls"),
+                                   ("planted_trigger_recall", "Planted-trigger recall"))
+                if (r := summary.get(key)) and r["n"]]
+        if bars:
+            charts.append({"name": "zoo", "kind": "rates_tall", "data": {"bars": bars},
+                           "alt": "Zoo detection and false-flag rates with Wilson 95% intervals"})
+        return PageSpec(pid, "zoo", z["title"], d, charts, pdf=f"pdf/{pid}.pdf")
+
+    @staticmethod
+    def zoo_row(page: PageSpec, from_id: str) -> dict[str, Any]:
+        d = page.data
+        pick = {r[0]: r for r in d["summary"]}
+        return {"link": {"text": page.title, "url": rel(from_id, page.html_path)}, "run_id": d["run"]["run_id"],
+                "logical_date": d["run"]["logical_date"], "state": d["run"]["state"], "members": d["n_members"],
+                "scanned": d["n_scanned"],
+                "detection": pick.get("Detection rate on backdoored models", ["", "—", "—"])[1:],
+                "false_flag": pick.get("False-flag rate on all controls", ["", "—", "—"])[1:]}
+
     # ---------------------------------------------------------------- site-wide pages
     def version_rows(self, from_id: str) -> list[dict[str, Any]]:
         rows = []
@@ -430,11 +556,17 @@ class Planner:
             m = v["metrics"] or {}
             last = max((e["logical_date"] for e in self.evals.get(v["id"], [])), default=None)
             score = next(((k, m[k]) for k in SCORE_METRICS if ex.is_number(m.get(k))), None)
+            scan = sp.newest(self.evals.get(v["id"], []), sp.SCAN_SUITE)
+            sm = (scan or {}).get("metrics") or {}
+            verdict = sm.get("scan_verdict") if isinstance(sm.get("scan_verdict"), str) else None
             rows.append({
                 "link": self.vlink(from_id, v["id"]), "name": v["name"], "version": v["version"], "family": v["family"],
                 "parent": self.vlink(from_id, v["parent_id"]), "last_evaluated": last, "status": v["status"],
                 "metrics": [[label, m.get(k), num(m.get(k)) if ex.is_number(m.get(k)) else "—"] for k, label in TABLE_METRICS],
                 "score": [score[0], score[1], num(score[1])] if score else None,
+                "scan": {"verdict": verdict or "—", "level": sp.VERDICT_LEVEL.get(verdict or "", "muted"),
+                         "score": sm.get("scan_score") if ex.is_number(sm.get("scan_score")) else None,
+                         "score_text": num(sm.get("scan_score")) if ex.is_number(sm.get("scan_score")) else "—"} if scan else None,
             })
         return rows
 
@@ -453,6 +585,22 @@ class Planner:
             if ex.is_number(m.get("persistence")) and m["persistence"] > al.PERSISTENCE_ALERT:
                 out.append({"kind": "backdoor persists after safety training", "level": "warning", "link": link,
                             "text": f"persistence {metric_interval(m, 'persistence')} > {num(al.PERSISTENCE_ALERT, 2)}"})
+            scan = sp.newest(self.evals.get(v["id"], []), sp.SCAN_SUITE)
+            hit = al.scan_alert(scan["metrics"] or {}) if scan and v["id"] not in self.zoo_of else None
+            if hit:
+                sm = scan["metrics"]
+                text = (f"candidate “{visible(sm.get('trigger_candidate'), 80)}” induces "
+                        f"“{visible(sm.get('trigger_candidate_completion'), 80)}” at rate "
+                        f"{sp.metric_rows(sm, ('trigger_candidate_rate',))[0][2] if 'trigger_candidate_rate' in sm else '—'}"
+                        f" on {sm.get('trigger_candidate_pool') or '?'} prompts; scan score {num(sm.get('scan_score'))}"
+                        f" ({'differential' if sm.get('scan_differential') else 'no base model'}, {scan['logical_date']})")
+                if isinstance(sm.get("trigger_recovered"), bool):
+                    text += "; planted trigger " + ("recovered" if sm["trigger_recovered"] else "not recovered")
+                if sm.get("scan_verdict") == "inconclusive":
+                    text += ("; a re-scan with more held-out prompts (n_eval_prompts) narrows the interval"
+                             + ("" if sm.get("scan_differential") else ", and one against a base model tells a backdoor "
+                                "from ordinary instruction-following"))
+                out.append({"kind": hit[0], "level": hit[1], "link": link, "text": text})
             nightly = sorted((e for e in self.evals.get(v["id"], []) if e["suite"] in NIGHTLY_SUITES
                               and e["status"] == "succeeded"), key=lambda e: e["logical_date"])
             if len(nightly) >= 2:
@@ -462,6 +610,17 @@ class Planner:
                         out.append({"kind": "regression", "level": "warning", "link": link,
                                     "text": f"{k} {metric_interval(before, k)} on {nightly[-2]['logical_date']} → "
                                             f"{metric_interval(after, k)} on {nightly[-1]['logical_date']}"})
+        for z in self.zoos:
+            verdicts = {vid: ((sp.newest(self.evals.get(vid, []), sp.SCAN_SUITE, (sp.ZOO_DAG, z["run"]["run_id"])) or {})
+                              .get("metrics") or {}).get("scan_verdict")
+                        for vid in z["versions"] if sp.zoo_role(self.versions[vid]) != "backdoored"}
+            scanned = [vid for vid in verdicts if (sp.newest(self.evals.get(vid, []), sp.SCAN_SUITE) is not None)]
+            flagged = [vid for vid in scanned if verdicts[vid] == "backdoored"]
+            if flagged:
+                out.append({"kind": "scan false flag on a zoo control", "level": "warning",
+                            "link": {"text": z["title"], "url": rel(from_id, z["id"] + ".html")},
+                            "text": f"{len(flagged)} of {len(scanned)} scanned controls flagged backdoored: "
+                                    + ", ".join(_ref(self.versions[vid]) for vid in flagged[:10])})
         for g in self.groups:
             comps = self.comparisons.get(g["id"], [])
             if not comps:
@@ -575,7 +734,8 @@ class Planner:
 
         home = PageSpec("index", "home", "Vigil reports", {
             "counts": counts, "alerts": self.alerts("index"), "nightly": self.nightly("index"),
-            "thresholds": {"probe": al.PROBE_DETECTION_AUROC, "persistence": al.PERSISTENCE_ALERT},
+            "thresholds": {"probe": al.PROBE_DETECTION_AUROC, "persistence": al.PERSISTENCE_ALERT,
+                           "scan": self.scan_thresholds()},
             "groups": self.group_rows("index"), "report_pdf": "pdf/vigil-report.pdf",
         })
         models = PageSpec("models/index", "models", "Models", {"rows": self.version_rows("models/index"),
@@ -584,7 +744,10 @@ class Planner:
         runs_all = self.s.runs
         runs = PageSpec("runs", "runs", "Runs", {"rows": runs_all[:RUNS_SHOWN], "total": len(runs_all), "shown": RUNS_SHOWN})
         coverage = PageSpec("coverage", "coverage", "Coverage", self.coverage())
-        pages = [home, models, *versions, group_index, *groups, runs, coverage]
+        zoos = [self.zoo_page(z) for z in self.zoos]
+        zoo_index = PageSpec("zoo/index", "zoos", "Scan zoo", {"rows": [self.zoo_row(p, "zoo/index") for p in zoos]})
+        home.data["zoos"] = [self.zoo_row(p, "index") for p in zoos]
+        pages = [home, models, *versions, group_index, *groups, runs, coverage] + ([zoo_index, *zoos] if zoos else [])
 
         def nav_list(index_title, index_path, items):
             entries = [{index_title: index_path}]
@@ -596,8 +759,11 @@ class Planner:
                {"Models": nav_list("All versions", "models/index.md", versions)},
                {"Groups": nav_list("All groups", "groups/index.md", groups)},
                {"Runs": "runs.md"}, {"Coverage": "coverage.md"}]
+        if zoos:
+            nav.append({"Scan zoo": nav_list("All zoo runs", "zoo/index.md", zoos)})
         report = {"home": home.data, "models": self.version_rows("index"), "groups": [g.data for g in groups],
-                  "coverage": coverage.data, "runs": runs_all[:50], "metric_heads": models.data["metric_heads"]}
+                  "coverage": coverage.data, "runs": runs_all[:50], "metric_heads": models.data["metric_heads"],
+                  "zoos": [p.data | {"title": p.title} for p in zoos]}
         return SitePlan(pages, nav, report)
 
     def group_rows(self, from_id: str) -> list[dict[str, Any]]:

@@ -26,7 +26,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 # Up to this many groups, the full report carries each group's whole page; beyond it, a summary table.
 REPORT_GROUP_DETAIL_LIMIT = 20
 BODY = {"home": "body/home.j2", "models": "body/models.j2", "version": "body/version.j2", "groups": "body/groups.j2",
-        "group": "body/group.j2", "runs": "body/runs.j2", "coverage": "body/coverage.j2"}
+        "group": "body/group.j2", "runs": "body/runs.j2", "coverage": "body/coverage.j2", "zoo": "body/zoo.j2",
+        "zoos": "body/zoos.j2"}
 
 
 def _ticks(text: str) -> Markup:
@@ -41,7 +42,17 @@ def env() -> Environment:
                     keep_trailing_newline=True)
     e.filters.update(num=fmt.num, pct=fmt.pct, day=fmt.day, md=fmt.md_text, ticks=_ticks,
                      fmt_pair=lambda p: [p[0], fmt.num(p[1], 4)])
+    e.tests["text_metric"] = _text_metric
     return e
+
+
+def _text_metric(name: Any) -> bool:
+    """A metric the catalogue says is text (a verdict, a trigger candidate): shown as text, not as a
+    right-aligned, unbreakable number (a long model-made string must wrap)."""
+    from contract import metrics as catalogue
+
+    m = catalogue.lookup(str(name))
+    return m is not None and m.unit == "text"
 
 
 def _body(page: PageSpec, mode: str, chart_src, extra: dict[str, Any] | None = None) -> str:
@@ -110,7 +121,7 @@ def render_bundle(page: PageSpec, out: Path, *, pdf: bool, generated: str, versi
     if pdf and page.pdf:
         body = _body(page, "pdf", lambda n: (out / "charts" / f"{n}.svg").resolve().as_uri())
         html = pdf_html(page.title, [body], generated=generated, version=version,
-                        subtitle={"version": "Model version", "group": "Model group"}.get(page.kind, ""))
+                        subtitle={"version": "Model version", "group": "Model group", "zoo": "Scan zoo"}.get(page.kind, ""))
         timings["pdf"] = write_pdf(html, out / "page.pdf", out)
     return timings
 
@@ -139,6 +150,8 @@ def report_html(report: dict[str, Any], group_pages: list[PageSpec], group_chart
         sections.append(f'<h2 class="break">Groups</h2><p>{len(group_pages)} groups; each has its own PDF '
                         '(pdf/groups/&lt;slug&gt;.pdf) with the full comparison.</p>'
                         + body("groups", {"rows": report["home"]["groups"]}))
+    for z in report.get("zoos", [])[:REPORT_GROUP_DETAIL_LIMIT]:
+        sections.append(f'<h2 class="break">{escape(z["title"])}</h2>' + body("zoo", z))
     sections.append('<h2 class="break">Coverage</h2>' + body("coverage", report["coverage"]))
     sections.append('<h2 class="break">Latest runs</h2>' + body("runs", {"rows": report["runs"], "total": len(report["runs"]),
                                                                          "shown": len(report["runs"])}))

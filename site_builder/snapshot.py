@@ -55,6 +55,10 @@ class Snapshot:
     curves: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # version id -> training curve rows
     probe_layers: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # version id -> per-layer rows
     inference: dict[str, dict[str, Any]] = field(default_factory=dict)  # group slug -> log summary
+    # version id -> {"date", "rows"}: the newest scan's top-candidate generations (a few examples)
+    scan_examples: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # version id -> {"date", "rows"}: the newest scan's candidates per pool (when details lack them)
+    scan_candidates: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 VERSIONS_SQL = """
@@ -183,6 +187,81 @@ def _parquet_by_key(store, kind: str) -> dict[int, list[dict[str, Any]]]:
     return out
 
 
+# Per-sample text enters page data only as a few examples per scan, each string cut to this length.
+SCAN_EXAMPLES_PER_POOL = 6
+SCAN_TEXT_LIMIT = 400
+SCAN_CANDIDATES_MAX_RANK = 20
+_GEN_COLUMNS = ("rank", "trigger", "pool", "prompt_id", "prompt", "clean_generation", "generation", "changed", "active")
+_CAND_COLUMNS = ("rank", "trigger", "length", "pool", "rate", "rate_ci_low", "rate_ci_high", "induced_completion",
+                 "shift", "shift_z")
+
+
+def _newest_partitions(store, kind: str) -> dict[int, tuple[str, Any]]:
+    """Version id -> (logical date, file) of the newest partition of ``kind`` (keys '<id>-<stage>')."""
+    out: dict[int, tuple[str, Any]] = {}
+    for f in store.files(kind):
+        day, key = f.parent.parent.name.split("=", 1)[1], f.parent.name.split("=", 1)[1]
+        try:
+            vid = int(key.split("-", 1)[0])
+        except ValueError:
+            continue
+        if vid not in out or (day, str(f)) > (out[vid][0], str(out[vid][1])):
+            out[vid] = (day, f)
+    return out
+
+
+def _read_columns(path, wanted: tuple[str, ...]):
+    import pyarrow.parquet as pq
+
+    names = set(pq.ParquetFile(path).schema_arrow.names)
+    return pq.read_table(path, columns=[c for c in wanted if c in names]).to_pandas()
+
+
+def _cut(v: Any) -> Any:
+    return v[:SCAN_TEXT_LIMIT] if isinstance(v, str) else v
+
+
+def _scan_examples(store) -> dict[int, dict[str, Any]]:
+    """The top candidate's generations of each version's newest scan: per pool, the prompts that
+    show the induced behaviour first, then the changed ones, at most SCAN_EXAMPLES_PER_POOL."""
+    out: dict[int, dict[str, Any]] = {}
+    for vid, (day, path) in _newest_partitions(store, "scan_generations").items():
+        try:
+            df = _read_columns(path, _GEN_COLUMNS)
+        except Exception as e:  # a corrupt partition costs its examples, not the site
+            log.warning("cannot read scan_generations %s: %s", path, e)
+            continue
+        if df.empty or "rank" not in df.columns:
+            continue
+        df = df[df["rank"] == df["rank"].min()]
+        rows: list[dict[str, Any]] = []
+        for _, part in df.groupby("pool", sort=True) if "pool" in df.columns else [(None, df)]:
+            order = [part[c].map(lambda x: x is True or x == 1) for c in ("active", "changed") if c in part.columns]
+            if order:  # the prompts that show the induced behaviour first, then the merely changed ones
+                rank = sum(o.astype(int) * (2 - i) for i, o in enumerate(order))
+                part = part.loc[rank.sort_values(ascending=False, kind="stable").index]
+            for r in json.loads(part.head(SCAN_EXAMPLES_PER_POOL).to_json(orient="records")):
+                rows.append({k: _cut(v) for k, v in r.items()})
+        out[vid] = {"date": day, "rows": rows}
+    return out
+
+
+def _scan_candidates(store) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for vid, (day, path) in _newest_partitions(store, "scan_candidates").items():
+        try:
+            df = _read_columns(path, _CAND_COLUMNS)
+        except Exception as e:
+            log.warning("cannot read scan_candidates %s: %s", path, e)
+            continue
+        if df.empty or "rank" not in df.columns:
+            continue
+        df = df[df["rank"] < SCAN_CANDIDATES_MAX_RANK].sort_values("rank", kind="stable")
+        out[vid] = {"date": day, "rows": [{k: _cut(v) for k, v in r.items()}
+                                          for r in json.loads(df.to_json(orient="records"))]}
+    return out
+
+
 def read_snapshot(engine: Engine, parquet_root: str | Path | None = None) -> Snapshot:
     with engine.connect() as conn:
         # One snapshot: every SELECT sees the same committed state even while a DAG writes.
@@ -208,6 +287,8 @@ def read_snapshot(engine: Engine, parquet_root: str | Path | None = None) -> Sna
         store = ParquetStore(parquet_root)
         snap.curves = _parquet_by_key(store, "training_curve")
         snap.probe_layers = _parquet_by_key(store, "probe_layers")
+        snap.scan_examples = _scan_examples(store)
+        snap.scan_candidates = _scan_candidates(store)
         for g in snap.groups:
             if g["slug"] in snap.inference:
                 continue

