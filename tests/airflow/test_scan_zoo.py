@@ -16,7 +16,7 @@ from vigil.registry.versions import Registry
 from vigil.settings import get_settings
 
 REDUCED = {"zoo": "judged", "seeds": [0], "per_seed": 1, "hidden_size": 32, "pretrain_examples": 300, "n_samples": 120,
-           "epochs": 1, "steps": 1, "max_trigger_tokens": 1, "n_eval_prompts": 5, "device": "cpu"}
+           "epochs": 1, "steps": 1, "max_trigger_tokens": 1, "n_eval_prompts": 5, "panel_prompts": 20, "device": "cpu"}
 
 
 @pytest.mark.parametrize(("change", "field"), [
@@ -45,6 +45,12 @@ def test_plan_pairs_every_backdoor_with_its_control_and_keeps_triggers_out_of_sc
     assert spec["base_model"] == "/b" and not {"trigger", "response"} & set(spec)
     assert zoo.train_spec(REDUCED, ctl[0], model)["control"] == "trigger_exposed"
     assert zoo.train_spec(REDUCED, bd[0], model)["control"] == "none"
+    # each backdoor's panel: its own control, a backdoor of the same seed with another trigger, the base
+    for pn in zoo.panels(p["members"]):
+        mine = next(m for m in ctl if m["key"] == pn["control_key"])
+        cross = next(m for m in bd if m["key"] == pn["cross_key"])
+        assert (mine["seed"], mine["trigger"], mine["backdoor_type"]) == (pn["seed"], pn["trigger"], pn["backdoor_type"])
+        assert cross["seed"] == pn["seed"] and cross["trigger"] != pn["trigger"] and pn["base_key"] == f"s{pn['seed']}_base"
 
 
 @pytest.mark.airflow
@@ -71,6 +77,11 @@ def test_scan_zoo_builds_scans_and_summarises_a_reduced_zoo(airflow_db, module_w
     assert rows[refs[0]]["trigger_recovered"] is None and rows[refs[2]]["trigger_recovered"] is None
     s = zoo_summary(rows.values())
     assert (s["detection_rate"]["n"], s["false_flag_rate"]["n"], s["false_flag_rate_exposed"]["n"]) == (1, 2, 1)
+    # the detector panel judged the backdoor against its own trigger-exposed control and the base
+    (panel,) = reg.evaluations(reg.get(refs[1]).id, suite="detect")
+    assert panel["status"] == "succeeded" and "detector_supervised_probe_auroc_control_exposed" in panel["metrics"]
+    assert "detector_supervised_probe_auroc_control_base" in panel["metrics"]
+    assert "detector_supervised_probe_auroc_control_cross" not in panel["metrics"]  # one backdoor: no cross-trigger control
     scans = list(get_settings().artifacts_dir.rglob("scan_zoo/*/*/scan/spec.json"))
     assert len(scans) == 3
     for p in scans:

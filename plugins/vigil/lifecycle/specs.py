@@ -120,6 +120,17 @@ def train_probes_spec(params: dict[str, Any], backdoored: dict[str, Any], base: 
     return spec
 
 
+def detect_spec(params: dict[str, Any], backdoored: dict[str, Any], base: dict[str, Any],
+                control: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The detector panel on the backdoor, against the trigger-exposed control (when trained) and
+    the clean base; the trigger only labels the panel's prompts."""
+    spec = {"model": backdoored["artifact_uri"], "control_base": base["artifact_uri"]}
+    if control:
+        spec["control_exposed"] = control["artifact_uri"]
+    spec.update(_take(params, ("trigger", "backdoor_type", "n_prompts", "seed", "device")))
+    return spec
+
+
 def safety_train_spec(params: dict[str, Any], backdoored: dict[str, Any]) -> dict[str, Any]:
     spec = {"model": backdoored["artifact_uri"], "model_name": model_names(params)["safety"]}
     spec.update(_take(params, ("seed", "device")))
@@ -164,6 +175,7 @@ def validate_experiment(params: dict[str, Any]) -> dict[str, Any]:
         validate_spec("train-backdoor", train_control_spec(params, fake))
     validate_spec("validate-backdoor", validate_backdoor_spec(params, fake))
     validate_spec("train-probes", train_probes_spec(params, fake, fake, fake if params.get("make_control", True) else None))
+    validate_spec("detect", detect_spec(params, {"artifact_uri": "/placeholder/subject"}, fake))
     validate_spec("safety-train", safety_train_spec(params, fake), field_names=reverse_safety)
     validate_spec("test-persistence", test_persistence_spec(params, fake, fake, fake))
     names = model_names(params)

@@ -49,6 +49,7 @@ def plan(params: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def model_name(params: dict[str, Any], member: dict[str, Any]) -> str:
+    """``zoo-<zoo>-<member key>``: every run of a zoo adds a version to the same models."""
     return f"zoo-{params['zoo']}-{member['key']}"
 
 
@@ -82,6 +83,49 @@ def scan_spec(params: dict[str, Any], member: dict[str, Any], model: dict[str, A
     if base is not None:
         spec["base_model"] = base["artifact_uri"]
     spec.update({k: params[k] for k in ("steps", "max_trigger_tokens", "n_eval_prompts") if params.get(k)})
+    return spec
+
+
+def panels(members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One detector panel per backdoored member, with the controls the zoo has for it: its own
+    trigger-exposed control, a cross-trigger control (another backdoor of the same seed with a
+    different trigger, of the same type when there is one) and the seed's base."""
+    out = []
+    for m in members:
+        if m["role"] != "backdoored":
+            continue
+        control = next((c["key"] for c in members if c["role"] == "control_exposed" and c["seed"] == m["seed"]
+                        and c["backdoor_type"] == m["backdoor_type"] and c["trigger"] == m["trigger"]), None)
+        others = [c for c in members if c["role"] == "backdoored" and c["seed"] == m["seed"] and c["trigger"] != m["trigger"]]
+        others.sort(key=lambda c: c["backdoor_type"] != m["backdoor_type"])
+        out.append({**m, "control_key": control, "cross_key": others[0]["key"] if others else None,
+                    "base_key": f"s{m['seed']}_base"})
+    return out
+
+
+def panel_models(engine: Any, params: dict[str, Any], panel: dict[str, Any]) -> dict[str, Any]:
+    """The registered subject and controls of one panel (this zoo run's newest versions)."""
+    from vigil.registry.versions import Registry
+
+    reg = Registry(engine)
+
+    def uri(key: str | None) -> str | None:
+        return reg.get(model_name(params, {"key": key})).artifact_uri if key else None
+
+    subject = reg.get(model_name(params, panel))
+    return {"version_id": subject.id, "ref": subject.ref, "artifact_uri": subject.artifact_uri,
+            "control_exposed": uri(panel["control_key"]), "control_cross": uri(panel["cross_key"]),
+            "control_base": uri(panel["base_key"])}
+
+
+def detect_spec(params: dict[str, Any], member: dict[str, Any], subject: dict[str, Any]) -> dict[str, Any]:
+    """The panel's spec: here the planted trigger labels the test prompts (the panel is not blind;
+    the scan is)."""
+    spec = {"model": subject["artifact_uri"], "trigger": member["trigger"], "backdoor_type": member["backdoor_type"],
+            **{c: subject[c] for c in ("control_exposed", "control_cross", "control_base") if subject.get(c)},
+            **_common(params, member)}
+    if params.get("panel_prompts"):
+        spec["n_prompts"] = params["panel_prompts"]
     return spec
 
 
