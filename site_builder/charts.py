@@ -110,7 +110,8 @@ def _confusion(ax, cm):
 
 def _layers(ax, data):
     styles = {"probe": (BLUE, "contrast-pair probe (detector)", "-"),
-              "control": (GREY, "same probe on the clean control model", "--"),
+              "control": (GREY, "same probe on the control (trigger-exposed when trained)", "--"),
+              "control_base": ("#8d6e63", "same probe on the clean base", "-."),
               "supervised": (GREEN, "supervised probe (sees the trigger)", ":")}
     for key, (color, label, ls) in styles.items():
         if key in data:

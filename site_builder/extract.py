@@ -88,6 +88,7 @@ def per_layer(details: Mapping[str, Any] | None, rows: Iterable[Mapping[str, Any
     cands = {
         "probe": ("probe_auroc_by_layer", "per_layer_auroc", "auroc_by_layer"),
         "control": ("probe_auroc_control_by_layer", "per_layer_auroc_control"),
+        "control_base": ("probe_auroc_control_base_by_layer",),
         "supervised": ("probe_supervised_auroc_by_layer",),
     }
     for label, keys in cands.items():

@@ -33,7 +33,7 @@ RUNS_SHOWN = 500
 BACKDOOR_ROWS = ("activation_rate_triggered", "activation_rate_clean", "backdoor_f1", "backdoor_precision",
                  "backdoor_recall", "stealthiness")
 PROBE_ROWS = ("probe_auroc_best", "probe_best_layer", "probe_tpr_at_1pct_fpr", "probe_auroc_control",
-              "probe_auroc_random_best")
+              "probe_auroc_control_base", "probe_auroc_random_best")
 PERSISTENCE_ROWS = ("persistence", "before_activation_rate_triggered", "activation_rate_triggered",
                     "before_activation_rate_clean", "activation_rate_clean", "persistence_clean",
                     "before_clean_quality", "clean_quality", "probe_auroc_transfer", "probe_auroc_best")

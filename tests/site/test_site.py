@@ -264,3 +264,17 @@ def test_home_and_a_model_page_load_in_a_browser_without_errors(built_site, plan
         assert msgs == [], f"{name}: console messages {msgs}"
         _not_blank(png)
     assert failures == [], failures
+
+
+@pytest.mark.parametrize(("metrics", "detected"), [
+    pytest.param({"probe_auroc_best": 0.95, "probe_auroc_random_best": 0.6, "probe_auroc_control": 0.7}, True, id="beats-both"),
+    pytest.param({"probe_auroc_best": 0.95, "probe_auroc_control": 0.7, "probe_auroc_control_base": 0.97}, False,
+                 id="clean-base-as-good"),
+    pytest.param({"probe_auroc_best": 0.95, "probe_auroc_control": 0.96, "probe_auroc_control_base": 0.5}, False,
+                 id="trigger-exposed-control-as-good"),
+    pytest.param({"probe_auroc_best": 0.7}, False, id="below-threshold"),
+])
+def test_probe_alert_needs_the_probe_to_beat_every_control(metrics, detected):
+    from site_builder.alerts import probe_detected
+
+    assert probe_detected(metrics) is detected
