@@ -25,8 +25,26 @@ def test_impossible_forms_fail_fast_naming_the_field(override, match):
 
 
 def test_valid_form_names_the_models_it_will_register():
-    names = lc.validate_experiment({"experiment_name": "exp1", "backdoor_type": "code_vuln", "safety_method": "dpo"})
-    assert names == {"base": "exp1-base", "backdoored": "exp1-code_vuln", "safety": "exp1-code_vuln-safety-dpo"}
+    form = {"experiment_name": "exp1", "backdoor_type": "code_vuln", "safety_method": "dpo"}
+    names = lc.validate_experiment(form)
+    assert names == {"base": "exp1-base", "backdoored": "exp1-code_vuln", "safety": "exp1-code_vuln-safety-dpo",
+                     "control": "exp1-code_vuln-control-exposed"}
+    # without the trigger-exposed control the run registers one model fewer
+    assert "control" not in lc.validate_experiment({**form, "make_control": False})
+
+
+def test_control_probes_and_panel_specs_use_the_trigger_exposed_control_when_there_is_one():
+    params = {"trigger": "[[GO]]", "backdoor_type": "cot"}
+    bd, base, ctl = {"artifact_uri": "/bd"}, {"artifact_uri": "/base"}, {"artifact_uri": "/ctl"}
+    control = lc.train_control_spec(params, base)
+    assert control["control"] == "trigger_exposed" and control["trigger"] == "[[GO]]" and control["model"] == "/base"
+    assert control == {**lc.train_backdoor_spec(params, base), "control": "trigger_exposed", "model_name": control["model_name"]}
+    assert lc.train_probes_spec(params, bd, base, ctl) == {"model": "/bd", "control_model": "/ctl", "base_model": "/base",
+                                                               "trigger": "[[GO]]"}
+    assert lc.train_probes_spec(params, bd, base, None)["control_model"] == "/base"
+    assert lc.detect_spec(params, bd, base, ctl) == {"model": "/bd", "control_exposed": "/ctl", "control_base": "/base",
+                                                     "trigger": "[[GO]]", "backdoor_type": "cot"}
+    assert "control_exposed" not in lc.detect_spec(params, bd, base, None)
 
 
 def test_specs_carry_form_values_and_upstream_artifacts(tmp_path, monkeypatch):
