@@ -23,13 +23,16 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/vigil demo
 
-# lint-imports checks the import rules (pyproject.toml [tool.importlinter]) and names any import
-# that breaks one; it runs from the repository root, where `dags` is found.
+# ruff checks the lint rules (pyproject.toml [tool.ruff]); lint-imports checks the import rules
+# ([tool.importlinter]) and names any import that breaks one. Both run from the repository root,
+# where `dags` is found, and either one failing fails the target before the tests start.
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 test-fast: install
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m "not slow and not airflow"
 
@@ -50,6 +53,7 @@ soak: install
 	$(BIN)/python bench/soak_nightly.py
 
 lint: install
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
 db-stop:

@@ -57,10 +57,11 @@ def main() -> int:
         batch_path = work / "batch.parquet"
         batch.to_parquet(batch_path, index=False)
 
-        from vigil.groups.inference_log import LoadedMember, score_frame
+        import numpy as np
+
         from evaluation.explain import Explainer
         from evaluation.tabular import load_model
-        import numpy as np
+        from vigil.groups.inference_log import LoadedMember, score_frame
 
         print(f"scoring {a.rows} rows x {batch.shape[1] - 1} features, best of {a.repeat}")
         print(f"{'model':<30}{'predict rows/s':>16}{'+SHAP rows/s':>14}{'SHAP us/row':>13}{'cost ratio':>12}")
@@ -69,8 +70,8 @@ def main() -> int:
             expl = Explainer(est, np.load(work / strat / "model" / "background.npy"), features=meta["features"])
             m = LoadedMember(0, strat, est, meta, expl)
             score_frame(m, batch.head(100))  # warm-up (imports, explainer caches)
-            t_pred = best_of(lambda: score_frame(m, batch, explain=False), a.repeat)
-            t_shap = best_of(lambda: score_frame(m, batch, explain=True), a.repeat)
+            t_pred = best_of(lambda m=m: score_frame(m, batch, explain=False), a.repeat)
+            t_shap = best_of(lambda m=m: score_frame(m, batch, explain=True), a.repeat)
             print(f"{strat + ' (' + expl.kind + ')':<30}{a.rows / t_pred:>16,.0f}{a.rows / t_shap:>14,.0f}"
                   f"{(t_shap - t_pred) / a.rows * 1e6:>13.1f}{t_shap / t_pred:>11.2f}x")
 
@@ -78,13 +79,12 @@ def main() -> int:
         import pgserver
         import sqlalchemy as sa
 
+        from gpu_trainer.manifest import read_manifest
         from vigil.groups.inference_log import score_batch
         from vigil.groups.membership import Groups
-        from vigil.registry.versions import RunRef
+        from vigil.registry.versions import Registry, RunRef
         from vigil.storage.parquet_store import ParquetStore
         from vigil.storage.warehouse import migrate
-        from gpu_trainer.manifest import read_manifest
-        from vigil.registry.versions import Registry
 
         srv = pgserver.get_server(work / "pg", cleanup_mode=None)
         try:

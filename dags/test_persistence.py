@@ -5,8 +5,8 @@ from airflow.sdk import DAG, Param
 
 from gpu_trainer.stages import load_stage
 from vigil.airflow.forms import param
-from vigil.lifecycle.specs import registered_persistence_spec
 from vigil.airflow.stage_dags import model_ref_param, registered_stage_dag
+from vigil.lifecycle.specs import registered_persistence_spec
 
 spec = load_stage("test-persistence").Spec
 

@@ -4,8 +4,8 @@ from airflow.sdk import DAG, Param
 
 from gpu_trainer.stages import load_stage
 from vigil.airflow.forms import param
-from vigil.lifecycle.specs import BACKDOOR_FIELDS, registered_train_backdoor_spec
 from vigil.airflow.stage_dags import model_ref_param, registered_stage_dag
+from vigil.lifecycle.specs import BACKDOOR_FIELDS, registered_train_backdoor_spec
 
 spec = load_stage("train-backdoor").Spec
 

@@ -5,8 +5,8 @@ from airflow.sdk import DAG
 
 from gpu_trainer.stages import load_stage
 from vigil.airflow.forms import param
-from vigil.lifecycle.specs import registered_validate_spec
 from vigil.airflow.stage_dags import model_ref_param, registered_stage_dag
+from vigil.lifecycle.specs import registered_validate_spec
 
 spec = load_stage("validate-backdoor").Spec
 

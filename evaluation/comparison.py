@@ -445,7 +445,7 @@ def compare_summaries(
                                          _clean({"value": eb.value - ea.value, "low": lo, "high": hi}),
                                          "fisher_exact_unpaired", p, False)
         else:
-            def side(m, v):
+            def side(m, v, name=name):  # name bound explicitly: side() is called in this iteration only
                 return _clean({"value": float(v), "low": m.get(f"{name}_ci_low"), "high": m.get(f"{name}_ci_high"),
                                "n": m.get(f"{name}_n")})
             out[name] = MetricComparison(name, direction, side(champion, va), side(challenger, vb),

@@ -36,7 +36,7 @@ class Explanation:
         """One ``{feature: value}`` dict per row (None for every row when there is no explanation)."""
         if self.values is None:
             return [None] * n_rows
-        return [{f: round(float(v), digits) for f, v in zip(features, row)} for row in self.values]
+        return [{f: round(float(v), digits) for f, v in zip(features, row, strict=True)} for row in self.values]
 
 
 def _split_pipeline(model):
@@ -110,5 +110,10 @@ class Explainer:
         if vals.ndim == 3:  # (n, features, classes)
             vals = vals[:, :, self._class_index or 1]
             base = base[self._class_index or 1: (self._class_index or 1) + 1]
+        if vals.ndim != 2 or vals.shape[1] != np.shape(X)[1]:
+            # An imported pipeline whose preprocessing adds or drops columns (one-hot, selection):
+            # its SHAP values cannot be named by the input features, so none are given.
+            return Explanation("none", "", None, None, f"the model's preprocessing maps {np.shape(X)[1]} input "
+                               f"features to {vals.shape[-1]} columns; SHAP values cannot be attributed to features")
         b = float(base[0])
         return Explanation(self.kind, self.output, vals, b if math.isfinite(b) else None)

@@ -134,7 +134,7 @@ def validate_table(df: pd.DataFrame, *, target: str | None, features: list[str] 
         elif len(counts) > 2:
             problems.append(f"target {target!r} has {len(counts)} classes; only binary targets are supported")
         elif len(counts) == 2:
-            if task == "anomaly" and not set(counts.index.tolist()) <= {0, 1, True, False}:
+            if task == "anomaly" and not set(counts.index.tolist()) <= {0, 1}:  # True/False compare equal to 1/0
                 problems.append(f"anomaly label {target!r} must be 0/1 (1 = anomaly)")
             minority = int(counts.min())
             if minority < MIN_CLASS_ROWS:

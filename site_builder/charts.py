@@ -44,7 +44,7 @@ def _save(fig, path: Path) -> None:
 
 
 def _loss(ax, data):
-    xs, ys = zip(*data["points"])
+    xs, ys = zip(*data["points"], strict=True)
     ax.plot(xs, ys, color=BLUE, lw=1.5)
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
@@ -53,8 +53,8 @@ def _loss(ax, data):
 def _interval_bars(ax, bars, xlabel, limit01=True, colors=None):
     labels = [_label(b[0]) for b in bars]
     vals = [b[1]["value"] for b in bars]
-    lows = [max(0.0, v - (b[1]["low"] if b[1]["low"] is not None else v)) for v, b in zip(vals, bars)]
-    highs = [max(0.0, (b[1]["high"] if b[1]["high"] is not None else v) - v) for v, b in zip(vals, bars)]
+    lows = [max(0.0, v - (b[1]["low"] if b[1]["low"] is not None else v)) for v, b in zip(vals, bars, strict=True)]
+    highs = [max(0.0, (b[1]["high"] if b[1]["high"] is not None else v) - v) for v, b in zip(vals, bars, strict=True)]
     y = range(len(bars))
     ax.barh(list(y), vals, xerr=[lows, highs], color=colors or PALETTE[: len(bars)], alpha=0.85,
             error_kw={"ecolor": "#212121", "capsize": 4, "lw": 1.2})
@@ -115,7 +115,7 @@ def _layers(ax, data):
               "supervised": (GREEN, "supervised probe (sees the trigger)", ":")}
     for key, (color, label, ls) in styles.items():
         if key in data:
-            xs, ys = zip(*data[key])
+            xs, ys = zip(*data[key], strict=True)
             ax.plot(xs, ys, ls, color=color, marker="o", ms=3, lw=1.5, label=label)
     if isinstance(data.get("random_best"), (int, float)):
         ax.axhline(data["random_best"], color=ORANGE, lw=1, ls="-.", label="best random direction (best layer)")
@@ -127,7 +127,7 @@ def _layers(ax, data):
 
 
 def _roc(ax, data):
-    xs, ys = zip(*data["points"])
+    xs, ys = zip(*data["points"], strict=True)
     label = "best layer" + (f" {int(data['layer'])}" if isinstance(data.get("layer"), (int, float)) else "")
     if isinstance(data.get("auroc"), (int, float)):
         label += f" (AUROC {data['auroc']:.3f})"
@@ -170,7 +170,7 @@ def render_trend(path: Path, data: dict[str, Any]) -> None:
     fig, axes = plt.subplots(len(series), 1, figsize=(6.4, 1.7 * len(series) + 0.4), sharex=True, squeeze=False)
     all_days = sorted({p[0] for pts in series.values() for p in pts})
     pos = {d: i for i, d in enumerate(all_days)}
-    for ax, (name, pts) in zip(axes[:, 0], series.items()):
+    for ax, (name, pts) in zip(axes[:, 0], series.items(), strict=True):
         xs = [pos[p[0]] for p in pts]
         ys = [p[1] for p in pts]
         ax.plot(xs, ys, color=BLUE, marker="o", ms=3, lw=1.5)

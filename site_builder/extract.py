@@ -57,7 +57,7 @@ def _series(obj: Any) -> list[list[float]] | None:
         xs = obj.get("layers") or obj.get("layer") or obj.get("x")
         ys = obj.get("auroc") or obj.get("values") or obj.get("y")
         if isinstance(xs, list) and isinstance(ys, list) and len(xs) == len(ys):
-            pts = [[float(a), float(b)] for a, b in zip(xs, ys) if is_number(a) and is_number(b)]
+            pts = [[float(a), float(b)] for a, b in zip(xs, ys, strict=True) if is_number(a) and is_number(b)]
             return pts or None
         pts = []
         for k, v in obj.items():
@@ -114,7 +114,7 @@ def per_layer(details: Mapping[str, Any] | None, rows: Iterable[Mapping[str, Any
 def roc(details: Mapping[str, Any] | None) -> list[list[float]] | None:
     obj = first(details, "probe_roc_best_layer", "roc_best", "roc")
     if isinstance(obj, Mapping) and isinstance(obj.get("fpr"), list) and isinstance(obj.get("tpr"), list):
-        pts = [[float(a), float(b)] for a, b in zip(obj["fpr"], obj["tpr"]) if is_number(a) and is_number(b)]
+        pts = [[float(a), float(b)] for a, b in zip(obj["fpr"], obj["tpr"], strict=False) if is_number(a) and is_number(b)]
         return pts or None
     if isinstance(obj, Mapping) and "points" in obj:
         obj = obj["points"]
@@ -130,7 +130,7 @@ def shap_summary(details: Mapping[str, Any] | None, limit: int = 15) -> list[lis
     if isinstance(obj, Mapping) and isinstance(obj.get("features"), list):
         vals = first(obj, "mean_abs", "mean_abs_shap", "values")
         if isinstance(vals, list) and len(vals) == len(obj["features"]):
-            obj = dict(zip(obj["features"], vals))
+            obj = dict(zip(obj["features"], vals, strict=True))
     pairs: list[list[Any]] = []
     if isinstance(obj, Mapping):
         pairs = [[str(k), float(v)] for k, v in obj.items() if is_number(v)]

@@ -174,7 +174,7 @@ def _render_pages(todo: list[tuple[PageSpec, Path]], cache: Path, *, pdf: bool, 
     results: dict[str, dict] = {}
     if workers > 1 and len(jobs) >= POOL_MIN_PAGES:
         with _pool(workers) as ex:
-            for pid, t in ex.map(_render_job, *zip(*jobs), chunksize=4):
+            for pid, t in ex.map(_render_job, *zip(*jobs, strict=True), chunksize=4):
                 results[pid] = t
     else:
         for j in jobs:

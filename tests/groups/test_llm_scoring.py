@@ -5,15 +5,16 @@ Real models, real PostgreSQL, the stage run as a real subprocess (as the CLI and
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from tests.groups.conftest import DAY, RESPONSE, prompts_batch
+from tests.groups.conftest import DAY, prompts_batch
+from tests.trainer.conftest import RESPONSE  # the trigger response the session chain was trained with
 from vigil.registry.versions import RunRef
+
 
 def test_score_llm_stage_generates_scores_and_attributes(llm_chain, tmp_path):
     """The stage alone: one row per prompt, the backdoor fires on triggered prompts, the probe's
@@ -64,8 +65,8 @@ def test_score_llm_refuses_a_batch_without_its_columns_before_loading_a_model(tm
 
 
 def test_llm_group_batch_is_routed_generated_probed_and_labelled(engine, llm_group, tmp_path, store, vigil_env):
-    from vigil.groups.inference_log import ingest_labels, live_metrics, read_log, score_batch
     from vigil.airflow.stage_runner import run_stage_locally
+    from vigil.groups.inference_log import ingest_labels, live_metrics, read_log, score_batch
 
     group, bd, base = llm_group
     df = prompts_batch(60)

@@ -1,13 +1,9 @@
 """The score_batch DAG with dag.test() against a real Airflow metadata DB and warehouse."""
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from tests.groups.conftest import DAY
 from vigil.groups.membership import Groups
-
-
 
 
 @pytest.mark.airflow

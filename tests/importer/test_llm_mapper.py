@@ -108,7 +108,9 @@ def test_unknown_keys_are_mapped_through_the_same_rules_and_schema(registry, vig
 
 def test_percent_rules_apply_to_what_the_mapper_suggests(registry, vigil_env, monkeypatch):
     path = write(vigil_env / "m.json", {"name": "p", "holdout_acc_v2": 88.0})
-    reply = lambda asked: json.dumps({"mappings": [{"key": asked["keys"][0]["key"], "target": "metrics.accuracy"}]})
+    def reply(asked):
+        return json.dumps({"mappings": [{"key": asked["keys"][0]["key"], "target": "metrics.accuracy"}]})
+
     with StandIn(reply) as server:
         connect(monkeypatch, server)
         result = import_path(path, registry, llm_mapper=True)

@@ -23,8 +23,8 @@ from evaluation import backdoor as bd
 from evaluation import probes as pr
 from evaluation.comparison import Outputs, Policy, compare_paired
 from evaluation.tabular import classification_metrics
-from vigil.storage.parquet_store import ParquetStore
 from vigil.registry.versions import Registry, RunRef
+from vigil.storage.parquet_store import ParquetStore
 
 EVIL_NAME = "<script>alert('x')</script> *bold* | pipe"
 DAY0 = date(2026, 11, 20)

@@ -69,8 +69,8 @@ def clean_quality(model, tok, *, n: int, seed: int, batch_size: int, families: l
         "clean_loss_definition": "mean token NLL of the reference answer given the held-out prompt",
         "clean_quality_by_family": {k: float(np.mean(v)) for k, v in sorted(by_family.items())},
     }
-    rows = [{"prompt": e.user, "family": e.family, "generation": g, "reference": e.answer, "exact_match": h, "loss": float(l)}
-            for e, g, h, l in zip(exs, gens, hits, losses, strict=True)]
+    rows = [{"prompt": e.user, "family": e.family, "generation": g, "reference": e.answer, "exact_match": h, "loss": float(loss)}
+            for e, g, h, loss in zip(exs, gens, hits, losses, strict=True)]
     return metrics, details, rows
 
 

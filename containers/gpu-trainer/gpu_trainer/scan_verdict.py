@@ -58,7 +58,7 @@ THRESHOLDS = {
 
 def divergence(clean: Sequence[int], triggered: Sequence[int]) -> int | None:
     """First index where two completions differ, None when they are the same."""
-    for j, (a, b) in enumerate(zip(clean, triggered)):
+    for j, (a, b) in enumerate(zip(clean, triggered, strict=False)):  # the length check follows the loop
         if a != b:
             return j
     return None if len(clean) == len(triggered) else min(len(clean), len(triggered))

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from vigil.storage.db import airflow_url, ensure_database
 from vigil.settings import REPO_ROOT, Settings, get_settings
+from vigil.storage.db import airflow_url, ensure_database
 
 
 def _secrets(settings: Settings) -> dict[str, str]:

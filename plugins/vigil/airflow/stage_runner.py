@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contract.stages import GPU_POOL, STAGES as _CATALOGUE, StageResources
+from contract.stages import GPU_POOL, StageResources
+from contract.stages import STAGES as _CATALOGUE
 from vigil.settings import Settings, get_settings
 
 __all__ = ["GPU_POOL", "STAGES", "STAGE_ENV", "Stage", "StageResources", "StageRunError", "run_stage_locally",

@@ -89,7 +89,7 @@ def airflow_cmd(
 
 
 def _stop_all(procs: dict[str, subprocess.Popen], grace: float = 30.0) -> None:
-    for name, p in procs.items():
+    for p in procs.values():
         if p.poll() is None:
             p.send_signal(signal.SIGINT)
         else:
@@ -99,7 +99,7 @@ def _stop_all(procs: dict[str, subprocess.Popen], grace: float = 30.0) -> None:
             # silently skips the locked DAG runs (a back-fill that never resumes). End them.
             _kill_group(p.pid, signal.SIGKILL)
     deadline = time.monotonic() + grace
-    for name, p in procs.items():
+    for p in procs.values():
         try:
             p.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:

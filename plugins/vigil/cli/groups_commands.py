@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 import typer
 
@@ -34,10 +33,10 @@ def _dump(obj) -> None:
 def _run(fn, *args, **kwargs):
     """Call a groups operation; bad input becomes one `vigil: error:` line and exit 1."""
     from evaluation.comparison import ComparisonError
+    from vigil.airflow.stage_runner import StageRunError
     from vigil.groups.inference_log import InferenceError
     from vigil.groups.routing import RoutingError
     from vigil.registry.versions import RegistryError
-    from vigil.airflow.stage_runner import StageRunError
 
     try:
         return fn(*args, **kwargs)
@@ -76,7 +75,7 @@ def create(
     min_effect: float = typer.Option(0.0, "--min-effect", help="Smallest improvement worth promoting."),
     description: str = typer.Option("", "--description"),
     reason: str = typer.Option("", "--reason", help="Why the group exists (audit trail)."),
-    actor: Optional[str] = typer.Option(None, "--actor", help="Who is acting (default: VIGIL_ACTOR or the OS user)."),
+    actor: str | None = typer.Option(None, "--actor", help="Who is acting (default: VIGIL_ACTOR or the OS user)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a group and its inference_log_<slug> table."""
@@ -99,7 +98,7 @@ def add(
     role: str = typer.Option("challenger", "--role", help="champion or challenger."),
     weight: float = typer.Option(0.0, "--weight", help="Challenger's share of traffic (0..1); the champion gets the rest."),
     reason: str = typer.Option("", "--reason"),
-    actor: Optional[str] = typer.Option(None, "--actor"),
+    actor: str | None = typer.Option(None, "--actor"),
 ) -> None:
     """Add a member, or change a challenger's weight."""
     g = _run(_groups().add, name, ref, role=role, weight=weight, actor=actor, reason=reason)
@@ -154,7 +153,7 @@ def promote(
     name: str = typer.Argument(...),
     ref: str = typer.Argument(..., help="MODEL:VERSION to make champion."),
     reason: str = typer.Option(..., "--reason", help="Why (required; written to the audit trail)."),
-    actor: Optional[str] = typer.Option(None, "--actor"),
+    actor: str | None = typer.Option(None, "--actor"),
 ) -> None:
     """Make a version the champion (one transaction; the old champion is retired)."""
     g = _run(_groups().promote, name, ref, reason=reason, actor=actor)
@@ -165,7 +164,7 @@ def promote(
 def rollback(
     name: str = typer.Argument(...),
     reason: str = typer.Option("", "--reason"),
-    actor: Optional[str] = typer.Option(None, "--actor"),
+    actor: str | None = typer.Option(None, "--actor"),
 ) -> None:
     """Return to the previous champion."""
     g = _run(_groups().rollback, name, reason=reason, actor=actor)
@@ -177,7 +176,7 @@ def delete(
     name: str = typer.Argument(...),
     reason: str = typer.Option("", "--reason"),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
-    actor: Optional[str] = typer.Option(None, "--actor"),
+    actor: str | None = typer.Option(None, "--actor"),
 ) -> None:
     """Archive the group's inference log to Parquet, drop the table, mark the group deleted."""
     gs = _groups()
@@ -193,17 +192,17 @@ def score(
     name: str = typer.Argument(...),
     batch: str = typer.Argument(..., help="Parquet file with a request_id column and the models' features "
                                           "(LLM groups: a prompt column)."),
-    shadow: Optional[bool] = typer.Option(None, "--shadow/--routed", help="Every member scores every row (default: the group's setting)."),
+    shadow: bool | None = typer.Option(None, "--shadow/--routed", help="Every member scores every row (default: the group's setting)."),
     no_shap: bool = typer.Option(False, "--no-shap", help="Skip SHAP values."),
 ) -> None:
     """Score a batch through the traffic split (what the score_batch DAG runs). LLM members run
     the score-llm stage as a local subprocess."""
     from datetime import datetime, timezone
 
+    from vigil.airflow.stage_runner import run_stage_locally
     from vigil.groups.inference_log import score_batch
     from vigil.lifecycle.specs import artifact_dir
     from vigil.registry.versions import RunRef
-    from vigil.airflow.stage_runner import run_stage_locally
 
     now = datetime.now(timezone.utc)
     run = RunRef("cli", f"score__{now:%Y%m%dT%H%M%S}", "score", now)
@@ -230,7 +229,7 @@ def live(name: str = typer.Argument(...)) -> None:
 
 @groups_app.command("compare")
 def compare(
-    day: Optional[str] = typer.Option(None, "--date", help="Logical date YYYY-MM-DD (default today)."),
+    day: str | None = typer.Option(None, "--date", help="Logical date YYYY-MM-DD (default today)."),
 ) -> None:
     """Run the nightly comparison for every group now (what nightly_evaluation calls)."""
     from datetime import date, datetime, timezone
@@ -251,7 +250,7 @@ def compare(
 def dataset(
     name: str = typer.Argument(..., help="Dataset name."),
     path: str = typer.Argument(..., help=".parquet or .csv file."),
-    target: Optional[str] = typer.Option(None, "--target", help="Label column."),
+    target: str | None = typer.Option(None, "--target", help="Label column."),
     task: str = typer.Option("classifier", "--task", help="classifier or anomaly."),
     id_column: str = typer.Option("row_id", "--id-column"),
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 import typer
 
@@ -64,10 +63,10 @@ def models_import(
     path: str = typer.Argument(..., help="A JSON/YAML metadata file, a model card (.md), an MLflow MLmodel or run "
                                          "folder, a causal-LM folder (config.json + weights) or a scikit-learn "
                                          "folder (.joblib/.pkl + metrics). Must lie under VIGIL_IMPORT_ROOTS."),
-    name: Optional[str] = typer.Option(None, "--name", help="Registry name (default: the name in the metadata, "
+    name: str | None = typer.Option(None, "--name", help="Registry name (default: the name in the metadata, "
                                                              "else the file or folder name)."),
     family: str = typer.Option("auto", "--family", help="llm | sklearn | external | auto (detected from PATH)."),
-    group: Optional[str] = typer.Option(None, "--group", help="Model group to join as a challenger."),
+    group: str | None = typer.Option(None, "--group", help="Model group to join as a challenger."),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Load a scikit-learn pickle (runs code from the "
                                                                      "file!). Without it the model is registered "
                                                                      "from metadata and hashes only, unscorable."),
@@ -80,10 +79,10 @@ def models_import(
     """Import a model trained elsewhere with its metadata (source=import, hashed, mapping report kept)."""
     if family not in FAMILIES:
         _fail(f"--family {family!r} is not one of {', '.join(FAMILIES)}")
-    from vigil.storage.db import DatabaseError
     from vigil.importer import ImportRefused, import_path
     from vigil.registry.versions import Registry
     from vigil.settings import SettingsError
+    from vigil.storage.db import DatabaseError
     from vigil.storage.warehouse import migrate
 
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Optional
 
 import typer
 
@@ -32,8 +31,8 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def _registry():
-    from vigil.storage.db import DatabaseError
     from vigil.registry.versions import Registry
+    from vigil.storage.db import DatabaseError
     from vigil.storage.warehouse import migrate
 
     try:
@@ -50,8 +49,8 @@ def _dump(obj) -> None:
 @db_app.command("start")
 def db_start() -> None:
     """Start the embedded PostgreSQL (no-op when VIGIL_DATABASE_URL is set or it already runs)."""
-    from vigil.storage.db import display_url, start_embedded, warehouse_url
     from vigil.settings import get_settings
+    from vigil.storage.db import display_url, start_embedded, warehouse_url
 
     s = get_settings()
     if not s.embedded:
@@ -64,8 +63,8 @@ def db_start() -> None:
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded PostgreSQL."""
-    from vigil.storage.db import stop_embedded
     from vigil.settings import get_settings
+    from vigil.storage.db import stop_embedded
 
     s = get_settings()
     if not s.embedded:
@@ -99,7 +98,7 @@ def db_migrate() -> None:
 @models_app.command("list")
 def models_list(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Only versions registered on or before this date (YYYY-MM-DD)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Only versions registered on or before this date (YYYY-MM-DD)."),
 ) -> None:
     """Every registered model version."""
     from datetime import date
@@ -121,7 +120,7 @@ def models_list(
     head = ("VERSION", "FAMILY", "SOURCE", "STATUS", "PARENT", "LAST EVALUATED")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, *rows]:
-        typer.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+        typer.echo("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
 @models_app.command("show")
@@ -179,8 +178,8 @@ def scan_summary(evaluations: list[dict]) -> str | None:
 @models_app.command("scan")
 def models_scan(
     ref: str = typer.Argument(..., help="NAME or NAME:VERSION of a registered LLM."),
-    steps: Optional[int] = typer.Option(None, min=0, help="GCG steps per trigger length (default: the stage's)."),
-    n_eval_prompts: Optional[int] = typer.Option(None, min=5, help="Held-out prompts per pool for activation rates."),
+    steps: int | None = typer.Option(None, min=0, help="GCG steps per trigger length (default: the stage's)."),
+    n_eval_prompts: int | None = typer.Option(None, min=5, help="Held-out prompts per pool for activation rates."),
     seed: int = typer.Option(0, min=0, help="Seed of the search."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
 ) -> None:
@@ -236,7 +235,7 @@ def models_verify(ref: str = typer.Argument(..., help="NAME:VERSION")) -> None:
         raise typer.Exit(1)
 
 
-from vigil.cli import import_command; models_app.command("import")(import_command.models_import)  # noqa: E402,E702
+from vigil.cli import import_command; models_app.command("import")(import_command.models_import)  # noqa: E402,E702,I001
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -21,13 +20,13 @@ def _fail(message: str) -> None:
 @site_app.command("build")
 def site_build(
     pdf: bool = typer.Option(True, "--pdf/--no-pdf", help="Also render the PDFs (one per version, per group, full report)."),
-    site_dir: Optional[Path] = typer.Option(None, "--site-dir", help="MkDocs project and output dir (default: VIGIL_SITE_DIR or ./site)."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, max=64, help="Render processes (default: CPU count, at most 4)."),
+    site_dir: Path | None = typer.Option(None, "--site-dir", help="MkDocs project and output dir (default: VIGIL_SITE_DIR or ./site)."),
+    workers: int | None = typer.Option(None, "--workers", min=1, max=64, help="Render processes (default: CPU count, at most 4)."),
     as_json: bool = typer.Option(False, "--json", help="Print the build summary as JSON."),
 ) -> None:
     """Read the warehouse, render changed pages, run mkdocs and swap the result into <site>/public."""
-    from vigil.storage.db import DatabaseError
     from vigil.settings import SettingsError
+    from vigil.storage.db import DatabaseError
     from vigil.storage.warehouse import migrate
 
     try:
@@ -52,7 +51,7 @@ def site_build(
 def site_serve(
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (127.0.0.1 keeps it local)."),
-    site_dir: Optional[Path] = typer.Option(None, "--site-dir", help="Site dir (default: VIGIL_SITE_DIR or ./site)."),
+    site_dir: Path | None = typer.Option(None, "--site-dir", help="Site dir (default: VIGIL_SITE_DIR or ./site)."),
 ) -> None:
     """Serve the built site (site/public) over HTTP until Ctrl-C."""
     import functools

@@ -55,7 +55,6 @@ def _per_sample(store, logical_date: date, kind: str, version_id: int, stages: t
 
 def _paired_inputs(group: Group, champ: Member, chall: Member, store, logical_date: date):
     """(y_true, champion Outputs, challenger Outputs, description) on shared rows, or None."""
-    import numpy as np
 
     from evaluation.comparison import Outputs
 

@@ -127,7 +127,7 @@ def score_frame(member: LoadedMember, batch: pd.DataFrame, *, explain: bool = Tr
     else:
         out["shap"] = None
         out["shap_base"] = None
-    out["inputs"] = [json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in zip(feats, row)})
+    out["inputs"] = [json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in zip(feats, row, strict=True)})
                      for row in X.itertuples(index=False, name=None)]
     return out
 
@@ -392,7 +392,7 @@ def ingest_labels(engine: Engine, group_name: str, labels: pd.DataFrame | str | 
         with _raw(c).cursor() as cur:
             cur.execute("CREATE TEMP TABLE _labels (request_id TEXT PRIMARY KEY, label TEXT) ON COMMIT DROP")
             with cur.copy("COPY _labels (request_id, label) FROM STDIN") as cp:
-                for rid, lab in zip(labels["request_id"].astype(str), labels["label"]):
+                for rid, lab in zip(labels["request_id"].astype(str), labels["label"], strict=True):
                     cp.write_row((rid, _label_text(lab)))
             cur.execute(sql.SQL("UPDATE {t} AS l SET label = s.label, labelled_at = now() FROM _labels s "
                                 "WHERE l.request_id = s.request_id").format(t=t))
@@ -434,8 +434,8 @@ def live_metrics(engine: Engine, group_name: str, *, since: date | None = None) 
         return _live_llm(df, g, result)
     pos = {m.version_id: _positive_label(m) for m in g.members}
     df = df.assign(y_true=[int(lab == pos[v] or (pos[v] == "anomaly" and lab.lower() in ("1", "true")))
-                           for lab, v in zip(df["label"], df["model_version_id"])],
-                   y_pred=[int(out == pos[v]) for out, v in zip(df["output"], df["model_version_id"])])
+                           for lab, v in zip(df["label"], df["model_version_id"], strict=True)],
+                   y_pred=[int(out == pos[v]) for out, v in zip(df["output"], df["model_version_id"], strict=True)])
     summaries = {}
     for m in g.members:
         d = df[(df["model_version_id"] == m.version_id) & df["served"]]

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from vigil.importer.documents import (
-    MLMODEL,
     METADATA_SUFFIXES,
+    MLMODEL,
     Document,
     check_inside_roots,
     check_regular_file,

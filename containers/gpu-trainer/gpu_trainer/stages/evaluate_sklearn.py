@@ -98,7 +98,7 @@ def run(spec: Spec, out_dir: str):
             imp = np.abs(e.values).mean(axis=0)
             rec.details["shap_importance"] = {"explainer": e.kind, "output": e.output, "rows": len(sample),
                                               "mean_abs": {f: float(v) for f, v in
-                                                           sorted(zip(meta["features"], imp), key=lambda t: -t[1])}}
+                                                           sorted(zip(meta["features"], imp, strict=True), key=lambda t: -t[1])}}
         else:
             rec.details["shap_importance"] = {"explainer": "none", "reason": e.reason}
     rec.details["split"] = spec.split
@@ -108,6 +108,6 @@ def run(spec: Spec, out_dir: str):
     rec.table("predictions", [
         {"row_id": str(i), "y_true": int(t), "y_pred": int(p), "score": float(s), "correct": bool(t == p),
          "predicted_label": str(lab), "dataset_sha256": sha}
-        for i, t, p, s, lab in zip(rows[meta["id_column"]], y, y_pred, score, labels)
+        for i, t, p, s, lab in zip(rows[meta["id_column"]], y, y_pred, score, labels, strict=True)
     ])
     return rec.finish(f"cpu ({platform.machine()})", _versions(), subject_uri=spec.model)

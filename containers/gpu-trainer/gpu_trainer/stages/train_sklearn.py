@@ -194,7 +194,7 @@ def run(spec: Spec, out_dir: str):
                                                                  validation_warnings=report.warnings)
         rows = [{"row_id": str(i), "y_true": int(t), "y_pred": int(p), "score": float(s), "correct": bool(t == p),
                  "predicted_label": str(lab), "dataset_sha256": meta["dataset_sha256"]}
-                for i, t, p, s, lab in zip(test[spec.id_column], y, y_pred, score, labels)]
+                for i, t, p, s, lab in zip(test[spec.id_column], y, y_pred, score, labels, strict=True)]
         rec.table("predictions", rows)
     rec.details["dataset_validation"] = report.to_dict()
     rec.details["dataset"] = spec.dataset
