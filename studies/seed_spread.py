@@ -5,7 +5,7 @@
 Runs ``gpu_trainer.chain.default_chain`` once per seed (about 5 minutes a seed on a 2-core CPU),
 writes every seed's metrics to the JSON file as it goes (a re-run skips seeds already there) and
 prints min / mean / max per figure. The test thresholds in ``tests/trainer/test_full_thresholds.py``
-and the README's spread table come from this output.
+and the spread table in docs/stages.md come from this output.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 Airflow runs it), trained once for this module and checked against what the spread over seeds
 allows.
 
-Every threshold here comes from ``studies/seed_spread.py`` (seeds 0-4, README "Reproducibility"):
+Every threshold here comes from ``studies/seed_spread.py`` (seeds 0-4, docs/stages.md "Reproducibility"):
 it is asserted on an interval bound, or at a level that none of the five seeds came near, never
 on a point estimate sitting at the edge of what the seeds gave. What the seeds do not agree on
 (the contrast-pair probe's level, whether the default weak SFT removes the backdoor) is printed

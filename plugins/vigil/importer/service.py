@@ -5,7 +5,7 @@ numbers, the name policy, the group. Only when the whole plan stands does ``exec
 copy the files into the artifact store (content-addressed, atomically) and register the version
 in one transaction. Re-importing the same content under the same name returns the same version.
 
-Name policy (documented in the README):
+Name policy (documented in docs/import.md):
 - ``--name`` wins, then the name in the metadata, then the file or folder name.
 - A name already registered with another family is refused (``--name`` to choose another).
 - A name whose versions Vigil produced itself (source=stage) is refused: imports never become
