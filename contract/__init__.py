@@ -1,7 +1,9 @@
 """The contract between the stage container, the Airflow side, the evaluation code and the site.
 
 Defined once, read by every side: which stages exist and what each needs from the host
-(:mod:`contract.stages`), and which metrics exist, what they mean and which way is better
-(:mod:`contract.metrics`). Pure data and the standard library: no torch, no Airflow, no numpy,
+(:mod:`contract.stages`), which metrics exist, what they mean and which way is better
+(:mod:`contract.metrics`), how artifacts are hashed (:mod:`contract.hashing`), the identifier
+rules (:mod:`contract.names`), the one JSON normaliser (:mod:`contract.jsonsafe`) and the one base
+class of user errors (:mod:`contract.errors`). Pure data and the standard library: no torch, no Airflow, no numpy,
 so the lowest layer of the import rules (``pyproject.toml`` [tool.importlinter]) may hold it.
 """

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
 from vigil.airflow.dag_wiring import WAREHOUSE_ASSET, run_ref
+from vigil.airflow.tasks import task
 
 
 @dag(

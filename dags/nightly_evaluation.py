@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Param, dag, task, task_group
+from airflow.sdk import Param, dag, task_group
 
 from vigil.airflow.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, run_key, run_ref
 from vigil.airflow.stage_runner import STAGES, stage_operator
+from vigil.airflow.tasks import task
 from vigil.lifecycle.specs import NIGHTLY_STAGES
 
 

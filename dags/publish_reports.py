@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
 from vigil.airflow.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET
+from vigil.airflow.tasks import task
 
 
 @dag(

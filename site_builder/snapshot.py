@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -19,9 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from contract.names import is_group_slug
+
 log = logging.getLogger(__name__)
 
-_SLUG = re.compile(r"^[a-z0-9_]{1,40}$")
 
 
 def _plain(value: Any) -> Any:
@@ -111,41 +111,19 @@ FROM runs r ORDER BY r.logical_date DESC NULLS LAST, r.started_at DESC
 
 
 def _inference_summary(conn, slug: str) -> dict[str, Any] | None:
-    """Summary of the Postgres table ``inference_log_<slug>`` when the groups feature created one.
+    """Summary of the Postgres table ``inference_log_<slug>`` when the group has one. Reads the
+    columns ``vigil.groups.log_table`` creates (no guessing at other names). The slug is checked
+    against the one slug rule and the table name is quoted, so no user text reaches SQL."""
+    from vigil.groups.log_table import table_exists
 
-    The slug is checked against the schema's own pattern and the table name is quoted by the
-    dialect, so no user text is spliced into SQL unchecked.
-    """
-    if not _SLUG.match(slug):
+    if not is_group_slug(slug) or not table_exists(conn, slug):
         return None
-    table = f"inference_log_{slug}"
-    cols = list(
-        conn.execute(
-            sa.text("SELECT column_name FROM information_schema.columns WHERE table_name = :t ORDER BY ordinal_position"),
-            {"t": table},
-        ).scalars()
-    )
-    if not cols:
-        return None
-    q = conn.dialect.identifier_preparer.quote
-    out: dict[str, Any] = {"source": f"table {table}", "columns": cols}
-    version_col = next((c for c in ("model_version_id", "version_id") if c in cols), None)
-    time_col = next((c for c in ("scored_at", "logged_at", "at", "created_at", "ts", "timestamp", "logical_date")
-                     if c in cols), None)
-    latency_col = next((c for c in ("latency_ms", "latency") if c in cols), None)
-    select = ["count(*) AS n"] + (["count(label) AS labelled"] if "label" in cols else [])
-    if time_col:
-        select += [f"min({q(time_col)}) AS first_at", f"max({q(time_col)}) AS last_at"]
-    row = conn.execute(sa.text(f"SELECT {', '.join(select)} FROM {q(table)}")).one()
-    out.update(_plain(dict(row._mapping)))
-    if version_col:
-        agg = ["count(*) AS n"]
-        if latency_col:
-            agg.append(f"avg({q(latency_col)}) AS mean_latency")
-        rows = conn.execute(
-            sa.text(f"SELECT {q(version_col)} AS version_id, {', '.join(agg)} FROM {q(table)} GROUP BY 1 ORDER BY 1")
-        )
-        out["by_version"] = [_plain(dict(r._mapping)) for r in rows]
+    table = conn.dialect.identifier_preparer.quote(f"inference_log_{slug}")
+    row = conn.execute(sa.text(f"SELECT count(*) AS n, count(label) AS labelled, min(scored_at) AS first_at, "
+                               f"max(scored_at) AS last_at FROM {table}")).one()
+    out: dict[str, Any] = {"source": f"table inference_log_{slug}", **_plain(dict(row._mapping))}
+    rows = conn.execute(sa.text(f"SELECT model_version_id AS version_id, count(*) AS n FROM {table} GROUP BY 1 ORDER BY 1"))
+    out["by_version"] = [_plain(dict(r._mapping)) for r in rows]
     return out
 
 
@@ -302,17 +280,9 @@ def read_snapshot(engine: Engine, parquet_root: str | Path | None = None) -> Sna
 
 
 def _frame_summary(df) -> dict[str, Any]:
-    out: dict[str, Any] = {"source": "Parquet inference_log", "columns": [c for c in df.columns if c != "key"], "n": int(len(df))}
-    out["first_at"], out["last_at"] = str(df["logical_date"].min()), str(df["logical_date"].max())
-    vcol = next((c for c in ("model_version_id", "version_id") if c in df.columns), None)
-    if vcol:
-        lat = next((c for c in ("latency_ms", "latency") if c in df.columns), None)
-        g = df.groupby(vcol)
-        rows = []
-        for vid, part in g:
-            r = {"version_id": int(vid), "n": int(len(part))}
-            if lat:
-                r["mean_latency"] = float(part[lat].mean())
-            rows.append(r)
-        out["by_version"] = rows
+    """The same summary from the Parquet ``inference_log`` archive (columns as
+    ``vigil.groups.inference_log`` writes them)."""
+    out: dict[str, Any] = {"source": "Parquet inference_log", "n": int(len(df)),
+                           "first_at": str(df["logical_date"].min()), "last_at": str(df["logical_date"].max())}
+    out["by_version"] = [{"version_id": int(vid), "n": int(len(part))} for vid, part in df.groupby("model_version_id")]
     return out

@@ -22,12 +22,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.errors import UserError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 RUNNERS = ("local", "docker")
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError):
     """A setting has a value Vigil cannot use; the message names the variable and the fix."""
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from contract.errors import UserError
 from gpu_trainer.stages import STAGES, load_stage
 
 EXIT_SPEC = 2
@@ -76,7 +77,7 @@ def format_validation_error(stage: str, spec_cls: type[BaseModel], err: Validati
     return f"invalid spec for {stage}: " + "; ".join(parts)
 
 
-class SpecError(ValueError):
+class SpecError(UserError):
     """A spec the stage refuses; the message names the field and what it accepts."""
 
 

@@ -11,7 +11,6 @@ artifact directory can be moved (bind mounts, object stores) without rewriting i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from datetime import datetime
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from contract.hashing import sha256_path  # noqa: F401  (re-exported: the stages and the core import it from here)
 
 MANIFEST_SCHEMA_VERSION = 1
 MANIFEST_FILENAME = "manifest.json"
@@ -117,26 +118,6 @@ class StageManifest(_Strict):
 
 class ManifestError(ValueError):
     """A manifest that cannot be read or does not match the schema."""
-
-
-def sha256_path(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file, or of a directory as the hash of its sorted (relative path, file hash) list."""
-    p = Path(path)
-    if p.is_file():
-        h = hashlib.sha256()
-        with p.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest()
-    if p.is_dir():
-        h = hashlib.sha256()
-        for f in sorted(x for x in p.rglob("*") if x.is_file()):
-            h.update(f.relative_to(p).as_posix().encode())
-            h.update(b"\0")
-            h.update(sha256_path(f).encode())
-            h.update(b"\n")
-        return h.hexdigest()
-    raise FileNotFoundError(f"cannot hash {p}: no such file or directory")
 
 
 def path_bytes(path: str | os.PathLike[str]) -> int:

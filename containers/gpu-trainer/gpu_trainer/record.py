@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from contract import jsonsafe
 from gpu_trainer import repro
 from gpu_trainer.manifest import (
     ArtifactKind,
@@ -24,15 +24,7 @@ from gpu_trainer.manifest import (
 
 def _clean(v: Any) -> Any:
     """JSON-safe values: numpy scalars to Python, NaN/inf to None (JSON has no NaN)."""
-    if hasattr(v, "item") and not isinstance(v, (list, dict, str)):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    return v
+    return jsonsafe.to_json(v)
 
 
 class StageRecord:

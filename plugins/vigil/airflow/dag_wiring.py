@@ -16,9 +16,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from airflow.sdk import Asset, TaskGroup, task
+from airflow.sdk import Asset, TaskGroup
 
 from vigil.airflow.stage_runner import STAGES, stage_operator
+from vigil.airflow.tasks import task
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,8 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.engine import Connection
 
+from contract.errors import UserError
+from contract.names import is_group_slug
 from vigil.storage.parquet_store import ParquetStore, default_store
 
 if TYPE_CHECKING:
@@ -25,19 +26,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_SLUG = re.compile(r"^[a-z0-9_]{1,40}$")
 LOG_COLUMNS = ("request_id", "model_version_id", "served", "inputs", "output", "score", "shap", "shap_base",
                "logical_date", "run_id", "flagged", "activated")
 # Columns added after the first release: tables created earlier get them on their next write.
 _ADDED_COLUMNS = (("flagged", "BOOLEAN"), ("activated", "BOOLEAN"))
 
 
-class InferenceError(ValueError):
+class InferenceError(UserError):
     """Bad batch or group state; the message names the field and the fix."""
 
 
 def table_ident(slug: str) -> sql.Identifier:
-    if not _SLUG.match(slug):  # defence in depth: the DB CHECK constraint says the same
+    if not is_group_slug(slug):  # defence in depth: the DB CHECK constraint says the same (contract.names)
         raise InferenceError(f"slug {slug!r} is not a sanitised identifier")
     return sql.Identifier(f"inference_log_{slug}")
 

@@ -18,7 +18,6 @@ User-supplied names only ever travel as bound parameters; the one identifier der
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from contract import jsonsafe
 from vigil.groups.records import Group, GroupError, Member, default_actor, slugify, validate_group_name
 from vigil.registry.versions import ModelVersion, NotFound, Registry
 
@@ -76,7 +76,7 @@ def _event(conn: Connection, g: Group, event_type: str, *, actor: str, reason: s
                VALUES (:g, :t, :a, :r, :f, :to, CAST(:s AS jsonb), CAST(:d AS jsonb)) RETURNING id"""
         ),
         {"g": g.id, "t": event_type, "a": actor, "r": reason, "f": from_id, "to": to_id,
-         "s": json.dumps(snapshot or {}, default=str), "d": json.dumps(details or {}, default=str)},
+         "s": jsonsafe.dumps(snapshot or {}), "d": jsonsafe.dumps(details or {})},
     ).scalar_one()
 
 
@@ -201,8 +201,8 @@ class Groups:
                          policy, description)
                        VALUES (:n, :s, :pm, :d, CAST(:gr AS jsonb), :ap, :sh, CAST(:p AS jsonb), :desc) RETURNING id"""
                 ),
-                {"n": name, "s": slug, "pm": primary_metric, "d": direction, "gr": json.dumps(guardrails or {}),
-                 "ap": auto_promote, "sh": shadow, "p": json.dumps(policy), "desc": description},
+                {"n": name, "s": slug, "pm": primary_metric, "d": direction, "gr": jsonsafe.dumps(guardrails or {}),
+                 "ap": auto_promote, "sh": shadow, "p": jsonsafe.dumps(policy), "desc": description},
             ).scalar_one()
             g = _load(c, name, lock=True)
             create_table(c, g.slug)

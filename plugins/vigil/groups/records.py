@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from contract.names import GROUP_SLUG_MAX, is_group_slug
 from vigil.registry.versions import RegistryError, validate_name
 
 NAME_MAX = 100
-SLUG_MAX = 40
-_CLEAN_SLUG = re.compile(r"^[a-z0-9_]{1,40}$")
+SLUG_MAX = GROUP_SLUG_MAX
 
 
 class GroupError(RegistryError):
@@ -39,7 +39,7 @@ def slugify(name: str) -> str:
     that differ only by punctuation, case or script ("Fraud model" vs "fraud_model") never share
     a table.
     """
-    if _CLEAN_SLUG.match(name):
+    if is_group_slug(name):
         return name
     base = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
     base = re.sub(r"[^a-z0-9]+", "_", base).strip("_") or "group"

@@ -16,10 +16,12 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from contract.errors import UserError
+
 _SCALE = float(2**64)
 
 
-class RoutingError(ValueError):
+class RoutingError(UserError):
     pass
 
 

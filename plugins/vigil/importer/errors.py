@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contract.errors import UserError
 
-class ImportRefused(ValueError):
+
+class ImportRefused(UserError):
     """The import was refused before anything was written."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contract import jsonsafe
 from vigil.importer.errors import ImportRefused
 from vigil.importer.rules import (
     GENERIC_FLAVORS,
@@ -46,16 +47,9 @@ def _scalar(v: Any) -> bool:
 
 
 def _jsonable(v: Any) -> Any:
-    """YAML gives dates and the like: store them as ISO strings so the record is JSON."""
-    if isinstance(v, (datetime, date)):
-        return v.isoformat()
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    return v
+    """YAML gives dates and the like: store them as ISO strings so the record is JSON; a non-finite
+    number keeps its text ("nan"), which is what the document said."""
+    return jsonsafe.to_json(v, nonfinite="text")
 
 
 def coerce_text_value(v: str) -> Any:

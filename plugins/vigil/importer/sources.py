@@ -6,7 +6,6 @@ Heavy imports (transformers, joblib) happen only for the kind that needs them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contract.hashing import sha256_file, tree_sha256  # noqa: F401  (the importer's callers import them from here)
 from vigil.importer.documents import (
     METADATA_SUFFIXES,
     MLMODEL,
@@ -40,25 +40,6 @@ PRIORITY = ("vigil.json", "vigil.yaml", "model.json", "model.yaml", "metadata.js
 LLM_CONFIG_KEYS = ("model_type", "architectures", "hidden_size", "num_hidden_layers", "num_attention_heads",
                    "num_key_value_heads", "intermediate_size", "vocab_size", "max_position_embeddings",
                    "tie_word_embeddings", "dtype", "torch_dtype")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def tree_sha256(files: dict[str, str]) -> str:
-    """Same digest as ``gpu_trainer.manifest.sha256_path`` on a folder holding exactly these files."""
-    h = hashlib.sha256()
-    for rel in sorted(files):
-        h.update(rel.encode())
-        h.update(b"\0")
-        h.update(files[rel].encode())
-        h.update(b"\n")
-    return h.hexdigest()
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contract.errors import UserError
 from vigil.settings import get_settings
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -24,7 +25,7 @@ BACKDOOR_FIELDS = (
 )
 
 
-class FormError(ValueError):
+class FormError(UserError):
     """A trigger-form value (or combination) that cannot run; names the form field."""
 
 

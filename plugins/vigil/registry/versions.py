@@ -8,7 +8,6 @@ names are bound parameters, never spliced into SQL.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -18,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from contract import jsonsafe
+from contract.errors import UserError
 from gpu_trainer.manifest import StageManifest, sha256_path
 
 NAME_MAX = 200
@@ -25,7 +26,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 FAMILIES = ("llm", "sklearn", "external")
 
 
-class RegistryError(ValueError):
+class RegistryError(UserError):
     """Bad input to the registry; the message names the field and the fix."""
 
 
@@ -147,7 +148,7 @@ class Registry:
                    RETURNING id"""
             ),
             {"dag_id": run.dag_id, "run_id": run.run_id, "ld": run.logical_date, "rt": run_type, "state": state,
-             "conf": json.dumps(conf or {}, default=str)},
+             "conf": jsonsafe.dumps(conf or {})},
         ).scalar_one()
 
     def finish_run(self, run: RunRef, state: str) -> None:
@@ -217,11 +218,11 @@ class Registry:
         model_id = self._model_id_locked(conn, name, family, description)
         run_pk = self.upsert_run(conn, run) if run else None
         values = {
-            "model_id": model_id, "uri": artifact_uri, "sha": sha256, "files": json.dumps(files or {}),
-            "params": json.dumps(params or {}, default=str), "metrics": json.dumps(metrics or {}, default=str),
+            "model_id": model_id, "uri": artifact_uri, "sha": sha256, "files": jsonsafe.dumps(files or {}),
+            "params": jsonsafe.dumps(params or {}, nonfinite="text"), "metrics": jsonsafe.dumps(metrics or {}),
             "parent": parent_id, "source": source, "stage": stage, "pk": producer_key, "run": run_pk,
-            "manifest": json.dumps(manifest, default=str) if manifest is not None else None,
-            "doc": source_document, "mapping": json.dumps(mapping_report) if mapping_report is not None else None,
+            "manifest": jsonsafe.dumps(manifest) if manifest is not None else None,
+            "doc": source_document, "mapping": jsonsafe.dumps(mapping_report) if mapping_report is not None else None,
         }
         existing = conn.execute(
             sa.text("SELECT id, model_id FROM model_versions WHERE producer_key = :pk FOR UPDATE"), {"pk": producer_key}
@@ -332,7 +333,7 @@ class Registry:
                        RETURNING id"""
                 ),
                 {"v": version_id, "suite": suite, "d": run.day, "run": run_pk, "ds": dataset_id,
-                 "m": json.dumps(metrics, default=str), "det": json.dumps(details or {}, default=str),
+                 "m": jsonsafe.dumps(metrics), "det": jsonsafe.dumps(details or {}),
                  "n": n_samples, "status": status, "pk": run.producer_key},
             ).scalar_one()
             if status == "succeeded":
@@ -343,7 +344,7 @@ class Registry:
                              status = CASE WHEN status IN ('registered', 'validated') THEN :s ELSE status END
                            WHERE id = :v"""
                     ),
-                    {"m": json.dumps(metrics, default=str), "v": version_id, "s": new_status},
+                    {"m": jsonsafe.dumps(metrics), "v": version_id, "s": new_status},
                 )
             return eid
 
