@@ -673,12 +673,13 @@ class Planner:
             return _ref(self.versions[self.lineage(vid)[0]])
 
         def backdoor_of(v: dict) -> tuple[str, str] | None:
+            """(type, trigger) of a version trained with a backdoor (train-backdoor's params); a
+            trigger-exposed control carries the same params but no backdoor."""
             p = v["params"] or {}
-            bt = ex.first(p, "backdoor_type", "backdoor")
-            trig = ex.first(p, "trigger")
-            if isinstance(bt, dict):
-                bt, trig = bt.get("type"), trig or bt.get("trigger")
-            return (str(bt), str(trig) if trig is not None else "—") if bt else None
+            bt, trig = p.get("backdoor_type"), p.get("trigger")
+            if not bt or p.get("control") not in (None, "none"):
+                return None
+            return str(bt), str(trig) if trig is not None else "—"
 
         cells: dict[tuple, dict] = {}
         for v in self.s.versions:
@@ -699,7 +700,8 @@ class Planner:
             if v["stage"] != "safety-train":
                 continue
             p = v["params"] or {}
-            method = str(ex.first(p, "method", "safety_method", "training_method") or "unspecified")
+            # safety-train's params: safety_method is sft | dpo; method is the fine-tuning (lora | full)
+            method = str(p.get("safety_method") or "unspecified")
             parent = self.versions.get(v["parent_id"]) if v["parent_id"] else None
             b = backdoor_of(parent) if parent else None
             key = (method, b[0] if b else "—")

@@ -1,9 +1,7 @@
-"""A user error fails an Airflow task at once; anything else is retried as configured (a real DAG
-run with dag.test(), the task instances read back from Airflow's metadata database)."""
+"""A user error fails an Airflow task at once; anything else is retried as configured. The same
+on a real DAG run: tests/airflow/test_lifecycle_dags.py::test_a_bad_form_value_fails_its_task_without_a_retry."""
 
 from __future__ import annotations
-
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -35,33 +33,3 @@ def test_other_errors_pass_through_unchanged():
     with pytest.raises(ConnectionError, match="database down"):
         fail_fast(raises)()
     assert issubclass(RegistryError, UserError)
-
-
-@pytest.mark.airflow
-def test_a_task_with_a_user_error_is_not_retried_and_a_transient_one_is(airflow_db):
-    from airflow.models import TaskInstance
-    from airflow.sdk import DAG
-    from airflow.utils.session import create_session
-
-    from vigil.airflow.tasks import task
-
-    with DAG("fail_fast_probe", schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
-             default_args={"retries": 2, "retry_delay": timedelta(seconds=1)}) as dag:
-
-        @task
-        def bad_form():
-            raise FormError("form field 'zoo': 'mine' is not a zoo")
-
-        @task
-        def flaky():
-            raise ConnectionError("warehouse unreachable")
-
-        bad_form()
-        flaky()
-
-    dr = dag.test(logical_date=datetime.now(timezone.utc))
-    assert dr.state == "failed"
-    with create_session() as s:
-        tries = {ti.task_id: (ti.state, ti.try_number) for ti in s.query(TaskInstance).filter_by(dag_id="fail_fast_probe")}
-    assert tries["bad_form"] == ("failed", 1), tries
-    assert tries["flaky"] == ("failed", 3), tries

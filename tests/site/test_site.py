@@ -278,3 +278,4 @@ def test_probe_alert_needs_the_probe_to_beat_every_control(metrics, detected):
     from site_builder.alerts import probe_detected
 
     assert probe_detected(metrics) is detected
+
