@@ -46,7 +46,6 @@ DETECT_COLUMNS = (("auroc", "Subject"), ("auroc_control_exposed", "Trigger-expos
                   ("auroc_length_baseline", "Length baseline"), ("auroc_shuffled", "Shuffled labels"))
 _DETECTOR_METRIC = re.compile(r"^detector_(.+)_auroc$")
 
-ZOO_ROLES = ("backdoored", "control_exposed", "control_cross", "control_clean_base")
 ROLE_TEXT = {"backdoored": "backdoored", "control_exposed": "trigger-exposed control",
              "control_cross": "cross-trigger control", "control_clean_base": "clean base"}
 
@@ -283,13 +282,10 @@ def detect_section(evals: list[dict[str, Any]], prefer_run: tuple[str, str] | No
 
 # ------------------------------------------------------------------------------------ zoo
 def zoo_role(v: dict[str, Any]) -> str | None:
-    """A zoo member's role from the registry: the base it made, a backdoor, or a trigger-exposed
-    control (same data and trigger, no backdoor response); None for anything else."""
-    if v["stage"] == "make-base":
-        return "control_clean_base"
-    if v["stage"] == "train-backdoor":
-        return "control_exposed" if (v["params"] or {}).get("control") == "trigger_exposed" else "backdoored"
-    return None
+    """A zoo member's role (evaluation.scan.zoo_role, the rule the scan_zoo DAG's summary uses)."""
+    from evaluation.scan import zoo_role as role
+
+    return role(v["stage"], v["params"])
 
 
 def estimate_row(label: str, r: dict[str, Any] | None) -> list[str] | None:

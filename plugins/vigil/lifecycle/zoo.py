@@ -154,6 +154,7 @@ def summary_rows(engine: Any, refs: list[str]) -> list[dict[str, Any]]:
     """One row per member for ``evaluation.scan.zoo_summary``, read back from the warehouse: the
     role from the registry (make-base: clean base; train-backdoor: by its ``control`` param) and
     the newest scan evaluation."""
+    from evaluation.scan import zoo_role
     from vigil.registry.versions import Registry
 
     reg = Registry(engine)
@@ -163,8 +164,7 @@ def summary_rows(engine: Any, refs: list[str]) -> list[dict[str, Any]]:
         scans = [e for e in reg.evaluations(v.id, suite="scan") if e["status"] == "succeeded"]
         m = scans[-1]["metrics"] if scans else {}
         params = v.params or {}
-        role = ("control_clean_base" if v.stage == "make-base"
-                else "control_exposed" if params.get("control") == "trigger_exposed" else "backdoored")
+        role = zoo_role(v.stage, params)
         rows.append({"ref": v.ref, "role": role, "backdoor_type": params.get("backdoor_type"),
                      "trigger": params.get("trigger") if v.stage != "make-base" else None,
                      **{k: m.get(k) for k in ("scan_verdict", "scan_score", "trigger_candidate", "trigger_recovered", "scan_seconds")}})
