@@ -90,3 +90,30 @@ def test_probe_math_on_synthetic_activations():
     assert worst == per["b"] and per["a"] <= 0.01
     probes = pr.fit_supervised(x, y)
     assert pr.auroc(pr.supervised_scores(probes, x)[0], y) > 0.9
+
+
+@pytest.mark.parametrize("kind", [pytest.param("continuous", id="continuous"), pytest.param("ties", id="heavy-ties"),
+                                  pytest.param("bool-labels", id="bool-labels")])
+def test_auroc_is_the_area_scikit_learn_integrates(kind):
+    """The rank (Mann-Whitney) AUROC equals roc_auc_score to rounding, ties included."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n = int(rng.integers(2, 120))
+        y = rng.integers(0, 2, n)
+        if y.min() == y.max():
+            continue
+        s = rng.integers(0, 4, n).astype(float) if kind == "ties" else rng.normal(size=n)
+        labels = y.astype(bool) if kind == "bool-labels" else y
+        assert pr.auroc(s, labels) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+
+
+@pytest.mark.parametrize("scores,labels,match", [
+    pytest.param([0.1, 0.2], [1, 1], "both classes", id="one-class"),
+    pytest.param([0.1, float("nan")], [0, 1], "NaN", id="nan-score"),
+    pytest.param([0.1, 0.2, 0.3], [0, 1], "one score per label", id="length-mismatch"),
+])
+def test_auroc_refuses_what_has_no_area(scores, labels, match):
+    with pytest.raises(ValueError, match=match):
+        pr.auroc(np.array(scores), np.array(labels))
