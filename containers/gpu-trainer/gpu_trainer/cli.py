@@ -105,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="stage", metavar="<stage>")
     sub.add_parser("stages", help="list the stages")
+    bp = sub.add_parser("batch", help="run one stage over many specs in one process (see gpu_trainer.batch)")
+    bp.add_argument("--spec", type=Path, required=True, help="batch spec: {stage, items: [{key, spec_path, out_dir}]}")
+    bp.add_argument("--out", type=Path, required=True, help="folder for the batch report (batch.json)")
     for name in STAGES:
         sp = sub.add_parser(name, help=f"run the {name} stage", formatter_class=argparse.RawDescriptionHelpFormatter,
                             add_help=False)
@@ -150,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in STAGES:
             print(f"{name:20s} {(load_stage(name).__doc__ or '').strip().splitlines()[0]}")
         return 0
+    if args.stage == "batch":
+        return _batch(args.spec, args.out)
     if args.help:
         print(_stage_help(args.stage))
         return 0
@@ -185,6 +190,25 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"stage": manifest.stage, "out": str(args.out), "seconds": round(manifest.timings.seconds, 2),
                       "metrics": {k: v for k, v in manifest.metrics.items() if not k.endswith(("_n", "_ci_low", "_ci_high"))}},
                      default=str))
+    return 0
+
+
+def _batch(spec_file: Path, out: Path) -> int:
+    from gpu_trainer.batch import BatchSpec, run_batch
+
+    try:
+        batch = parse_spec("batch", BatchSpec, spec_file.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        return _fail(f"batch spec {spec_file} cannot be read: {e}", EXIT_SPEC)
+    except SpecError as e:
+        return _fail(str(e), EXIT_SPEC)
+    try:
+        rows = run_batch(batch, str(out))
+    except KeyboardInterrupt:
+        return _fail("batch interrupted", 130)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("succeeded", "failed", "kept")}
+    print(json.dumps({"stage": batch.stage, "out": str(out), **counts,
+                      "seconds": round(sum(r["seconds"] for r in rows), 2)}))
     return 0
 
 
