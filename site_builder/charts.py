@@ -1,204 +1,648 @@
-"""Static SVG charts (matplotlib, Agg backend): the same file is shown on the page and in the PDF.
+"""Static SVG charts, written directly as SVG text: the same file is shown on the page and in the PDF.
 
-Each chart kind takes the JSON-able data a page spec carries (see :mod:`site_builder.pagedata`)
-and writes one SVG. Charts are drawn on white; the site's dark palette inverts them with CSS.
-User text (model names) is drawn with math parsing off, so a ``$`` in a name stays a ``$``.
+Each chart kind takes the JSON-able data a page spec carries (see :mod:`site_builder.pagedata` and
+:mod:`site_builder.scanpages`) and writes one SVG:
+
+=============  ====================================================================================
+kind           data
+=============  ====================================================================================
+loss           ``{"points": [[step, loss], ...]}``
+rates          ``{"bars": [[label, {"value", "low", "high", "n"}], ...]}`` (rates: 0..1)
+rates_tall     as ``rates``, one row per bar
+members        as ``rates`` plus ``"metric"`` and ``"direction"`` ("max"/"min"); a label with
+               "(champion)" is drawn green
+scan           as ``rates`` plus ``"thresholds": {"backdoored": x, "clean": y}`` (either may be
+               absent), drawn as vertical lines with a legend; the top candidate is red
+confusion      ``{"tp", "fn", "fp", "tn"}``
+layers         ``{"probe"|"control"|"control_base"|"supervised": [[layer, auroc], ...],
+               "random_best": x}`` (any subset)
+roc            ``{"points": [[fpr, tpr], ...], "auroc": x, "layer": n}`` (step curve)
+shap           ``{"features": [[name, mean |SHAP|], ...]}``
+traffic        ``{"split": [[member, weight], ...]}``
+trend          ``{"series": {metric: [[day, value, low, high], ...]}}`` (one panel per metric)
+=============  ====================================================================================
+
+Charts are drawn on white (the site's dark palette inverts them with CSS), text is real ``<text>``
+(searchable, selectable in the PDF), every piece of user text is XML-escaped, and the same data
+always gives the same bytes. No plotting library is involved: a chart costs well under a
+millisecond, where matplotlib took ~70 ms, which was 95% of a full site build.
+
+Layout follows matplotlib's defaults the charts used to be drawn with (sizes in points, the
+``AutoLocator`` tick choice, 5% data margins, spines left and bottom), so pages look as before.
+Text widths are estimated from DejaVu Sans' advance widths (the font the charts name first).
 """
 
 from __future__ import annotations
 
+import math
+import re
 import textwrap
+import unicodedata
 from pathlib import Path
 from typing import Any
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-plt.rcParams.update({
-    "svg.fonttype": "none",  # real <text>: small files, selectable, searchable in the PDF
-    "svg.hashsalt": "vigil",  # stable ids: the same data gives the same bytes
-    "text.parse_math": False,
-    "font.family": "DejaVu Sans",
-    "font.size": 9,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "figure.dpi": 100,
-})
 
 BLUE, ORANGE, GREEN, RED, GREY = "#3f51b5", "#ef6c00", "#2e7d32", "#c62828", "#757575"
 PALETTE = [BLUE, ORANGE, GREEN, RED, "#6a1b9a", "#00838f", "#8d6e63", GREY]
 
+FONT = "DejaVu Sans, Bitstream Vera Sans, Arial, Helvetica, sans-serif"
+FS, LEGEND_FS = 9.0, 8.0  # tick and axis labels; legends
+INK = "#000000"  # ticks, spines, labels
+GRID = "#e7e7e7"  # matplotlib's #b0b0b0 grid at alpha 0.3, on white
+ERR = "#212121"  # interval bars
+TICK, TICK_PAD, LABEL_PAD = 3.5, 3.5, 4.0
+PLOT_W = 357.0  # a 6.4 in figure's axes (0.125..0.9 of its width), in points
+BAR_ALPHA = 0.85
 
-def _label(text: str, width: int = 34) -> str:
-    return "\n".join(textwrap.wrap(str(text), width)[:2]) or " "
+# DejaVu Sans advance widths (units of 1/2048 em) for ASCII 32..126, read from DejaVuSans.ttf.
+_ASCII_W = (
+    651, 821, 942, 1716, 1303, 1946, 1597, 563, 799, 799, 1024, 1716, 651, 739, 651, 690, 1303, 1303, 1303, 1303,
+    1303, 1303, 1303, 1303, 1303, 1303, 690, 690, 1716, 1716, 1716, 1087, 2048, 1401, 1405, 1430, 1577, 1294, 1178,
+    1587, 1540, 604, 604, 1343, 1141, 1767, 1532, 1612, 1235, 1612, 1423, 1300, 1251, 1499, 1401, 2025, 1403, 1251,
+    1403, 799, 690, 799, 1716, 1024, 1024, 1255, 1300, 1126, 1300, 1260, 721, 1300, 1298, 569, 569, 1186, 569, 1995,
+    1298, 1253, 1300, 1300, 842, 1067, 803, 1298, 1212, 1675, 1212, 1212, 1075, 1303, 690, 1303, 1716,
+)
+# Characters XML 1.0 forbids (or that render as nothing useful): replaced, never passed through.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
-def _save(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
+# ------------------------------------------------------------------------------------ text
+def esc(text: Any) -> str:
+    """``text`` made safe inside an SVG element or a double-quoted attribute."""
+    s = _NOT_XML.sub("\ufffd", str(text))
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
-def _loss(ax, data):
-    xs, ys = zip(*data["points"], strict=True)
-    ax.plot(xs, ys, color=BLUE, lw=1.5)
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
+def text_width(text: str, size: float) -> float:
+    """Estimated advance width of ``text`` in DejaVu Sans at ``size`` points."""
+    units = 0
+    for ch in text:
+        o = ord(ch)
+        if 32 <= o < 127:
+            units += _ASCII_W[o - 32]
+        elif unicodedata.combining(ch):
+            continue
+        elif unicodedata.east_asian_width(ch) in "WF":
+            units += 2048
+        else:
+            units += 1300
+    return units * size / 2048
 
 
-def _interval_bars(ax, bars, xlabel, limit01=True, colors=None):
-    labels = [_label(b[0]) for b in bars]
-    vals = [b[1]["value"] for b in bars]
-    lows = [max(0.0, v - (b[1]["low"] if b[1]["low"] is not None else v)) for v, b in zip(vals, bars, strict=True)]
-    highs = [max(0.0, (b[1]["high"] if b[1]["high"] is not None else v) - v) for v, b in zip(vals, bars, strict=True)]
-    y = range(len(bars))
-    ax.barh(list(y), vals, xerr=[lows, highs], color=colors or PALETTE[: len(bars)], alpha=0.85,
-            error_kw={"ecolor": "#212121", "capsize": 4, "lw": 1.2})
-    ax.set_yticks(list(y), labels)
-    ax.invert_yaxis()
-    ax.set_xlabel(xlabel)
+def wrap(text: Any, width: int = 34) -> list[str]:
+    """At most two lines of ``width`` characters; what does not fit ends in an ellipsis."""
+    lines = textwrap.wrap(str(text), width) or [" "]
+    if len(lines) > 2:
+        lines = [lines[0], lines[1][: max(1, width - 1)].rstrip() + "…"]
+    return lines
+
+
+def num(v: float) -> str:
+    """A coordinate: two decimals at most, no trailing zeros, never ``-0``."""
+    s = f"{v:.2f}".rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# ------------------------------------------------------------------------------------ canvas
+class Canvas:
+    """SVG elements in drawing order, plus the box they cover (to crop the figure tightly, as
+    matplotlib's ``bbox_inches="tight"`` did)."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.x0 = self.y0 = math.inf
+        self.x1 = self.y1 = -math.inf
+
+    def cover(self, xa: float, ya: float, xb: float, yb: float) -> None:
+        self.x0, self.y0 = min(self.x0, xa, xb), min(self.y0, ya, yb)
+        self.x1, self.y1 = max(self.x1, xa, xb), max(self.y1, ya, yb)
+
+    @staticmethod
+    def _stroke(color: str, width: float, dash: str | None) -> str:
+        s = f' stroke="{color}" stroke-width="{num(width)}"'
+        return s + (f' stroke-dasharray="{dash}"' if dash else "")
+
+    def line(self, xa, ya, xb, yb, color=INK, width=0.8, dash=None) -> None:
+        self.cover(xa, ya, xb, yb)
+        self.parts.append(f'<line x1="{num(xa)}" y1="{num(ya)}" x2="{num(xb)}" y2="{num(yb)}"'
+                          f'{self._stroke(color, width, dash)}/>')
+
+    def rect(self, x, y, w, h, fill) -> None:
+        if w < 0:
+            x, w = x + w, -w
+        if h < 0:
+            y, h = y + h, -h
+        self.cover(x, y, x + w, y + h)
+        self.parts.append(f'<rect x="{num(x)}" y="{num(y)}" width="{num(w)}" height="{num(h)}" fill="{fill}"/>')
+
+    def polyline(self, pts, color, width=1.5, dash=None) -> None:
+        if not pts:
+            return
+        for x, y in pts:
+            self.cover(x, y, x, y)
+        d = " ".join(f"{num(x)},{num(y)}" for x, y in pts)
+        self.parts.append(f'<polyline points="{d}" fill="none" stroke-linejoin="round"{self._stroke(color, width, dash)}/>')
+
+    def polygon(self, pts, fill) -> None:
+        if len(pts) < 3:
+            return
+        d = " ".join(f"{num(x)},{num(y)}" for x, y in pts)
+        self.parts.append(f'<polygon points="{d}" fill="{fill}"/>')
+
+    def markers(self, pts, color, r=2.0) -> None:  # matplotlib's ms=3 plus its 1 pt edge
+        for x, y in pts:
+            self.cover(x - r, y - r, x + r, y + r)
+            self.parts.append(f'<circle cx="{num(x)}" cy="{num(y)}" r="{num(r)}" fill="{color}"/>')
+
+    def text(self, x, y, s, *, size=FS, anchor="start", color=INK, rotate=0.0) -> None:
+        """One line of text; ``y`` is its baseline; ``rotate`` (degrees, clockwise) turns it about (x, y)."""
+        s = str(s)
+        w = text_width(s, size)
+        left = {"start": 0.0, "middle": -w / 2, "end": -w}[anchor]
+        box = [(left, -0.8 * size), (left + w, -0.8 * size), (left, 0.25 * size), (left + w, 0.25 * size)]
+        c, sn = math.cos(math.radians(rotate)), math.sin(math.radians(rotate))
+        for dx, dy in box:
+            self.cover(x + dx * c - dy * sn, y + dx * sn + dy * c, x + dx * c - dy * sn, y + dx * sn + dy * c)
+        attrs = f'x="{num(x)}" y="{num(y)}"'
+        if anchor != "start":
+            attrs += f' text-anchor="{anchor}"'
+        if size != FS:
+            attrs += f' font-size="{num(size)}"'
+        if color != INK:
+            attrs += f' fill="{color}"'
+        if rotate:
+            attrs += f' transform="rotate({num(rotate)} {num(x)} {num(y)})"'
+        self.parts.append(f"<text {attrs}>{esc(s)}</text>")
+
+    def lines(self, x, yc, lines: list[str], *, size=FS, anchor="start", color=INK) -> None:
+        """Several lines of text, vertically centred on ``yc``."""
+        lh = 1.2 * size
+        for k, s in enumerate(lines):
+            self.text(x, yc + (k - (len(lines) - 1) / 2) * lh + 0.35 * size, s, size=size, anchor=anchor, color=color)
+
+    def svg(self, pad: float = 4.0) -> str:
+        if self.x0 == math.inf:
+            self.cover(0, 0, 10, 10)
+        x0, y0 = math.floor(self.x0 - pad), math.floor(self.y0 - pad)
+        w, h = math.ceil(self.x1 + pad) - x0, math.ceil(self.y1 + pad) - y0
+        head = (f'<?xml version="1.0" encoding="utf-8"?>\n'
+                f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}pt" height="{h}pt" viewBox="{x0} {y0} {w} {h}" '
+                f'font-family="{FONT}" font-size="{num(FS)}" fill="{INK}">\n'
+                f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="#ffffff"/>\n')
+        return head + "\n".join(self.parts) + "\n</svg>\n"
+
+
+# ------------------------------------------------------------------------------------ axes
+def ticks(lo: float, hi: float, max_bins: int) -> list[float]:
+    """Tick values inside [lo, hi], as matplotlib's AutoLocator picks them (steps 1, 2, 2.5, 5 x 10^k,
+    at most ``max_bins`` intervals)."""
+    span = hi - lo
+    if not span > 0:
+        return [lo]
+    raw = span / max(1, max_bins)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = 10 * mag
+    for m in (1, 2, 2.5, 5, 10):
+        if span / (m * mag) <= max_bins:
+            step = m * mag
+            break
+    k0, k1 = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+    return [k * step for k in range(k0, k1 + 1)]
+
+
+def tick_labels(values: list[float]) -> list[str]:
+    """One number format for all ticks of an axis (as many decimals as the step needs)."""
+    if len(values) < 2:
+        step = abs(values[0]) if values and values[0] else 1.0
+    else:
+        step = values[1] - values[0]
+    decimals = 0
+    while decimals < 6 and abs(round(step, decimals) - step) > 1e-9 * max(1.0, abs(step)):
+        decimals += 1
+    out = []
+    for v in values:
+        s = f"{v:.{decimals}f}"
+        if float(s) == 0:
+            s = s.lstrip("-")
+        out.append(s.replace("-", "\u2212"))
+    return out
+
+
+def data_range(values: list[float], margin: float = 0.05, sticky_zero: bool = False) -> tuple[float, float]:
+    """[min, max] of ``values`` widened by ``margin`` of the span on each side (never past 0 when
+    ``sticky_zero`` and 0 is an end, as for bars); a single value gets a small span around it."""
+    vals = [v for v in values if _is_num(v)]
+    if not vals:
+        return 0.0, 1.0
+    lo, hi = min(vals), max(vals)
+    if hi - lo <= 1e-12 * max(1.0, abs(hi)):
+        d = abs(lo) * 0.05 or 0.05
+        return lo - d, hi + d
+    m = (hi - lo) * margin
+    return (lo if sticky_zero and lo == 0 else lo - m), (hi if sticky_zero and hi == 0 else hi + m)
+
+
+class Scale:
+    """Data -> points along one axis: ``lo``..``hi`` onto ``a``..``b``."""
+
+    def __init__(self, lo: float, hi: float, a: float, b: float) -> None:
+        self.lo, self.hi, self.a, self.b = lo, hi, a, b
+
+    def __call__(self, v: float) -> float:
+        v = min(max(v, self.lo), self.hi)
+        return self.a + (v - self.lo) / (self.hi - self.lo) * (self.b - self.a)
+
+
+def x_axis(c: Canvas, sx: Scale, y: float, values: list[float] | None, *, grid_to: float | None = None,
+           label: str = "", labels: list[str] | None = None, rotate: float = 0.0, show_labels: bool = True) -> float:
+    """Bottom spine at ``y`` with ticks (and grid lines up to ``grid_to``); returns the lowest y used."""
+    values = values if values is not None else ticks(sx.lo, sx.hi, min(9, max(1, int(abs(sx.b - sx.a) / (3 * FS)))))
+    texts = labels if labels is not None else tick_labels(values)
+    bottom = y + TICK
+    for v, t in zip(values, texts, strict=True):
+        x = sx(v)
+        if grid_to is not None:
+            c.line(x, grid_to, x, y, GRID, 0.8)
+        c.line(x, y, x, y + TICK, INK, 0.8)
+        if show_labels:
+            if rotate:
+                c.text(x, y + TICK + TICK_PAD + 0.8 * FS, t, anchor="end", rotate=-rotate)
+                bottom = max(bottom, y + TICK + TICK_PAD + 0.8 * FS + math.sin(math.radians(rotate)) * text_width(t, FS))
+            else:
+                c.text(x, y + TICK + TICK_PAD + 0.8 * FS, t, anchor="middle")
+                bottom = max(bottom, y + TICK + TICK_PAD + 1.05 * FS)
+    if label:
+        c.text((sx.a + sx.b) / 2, bottom + LABEL_PAD + 0.8 * FS, label, anchor="middle")
+        bottom += LABEL_PAD + 1.05 * FS
+    return bottom
+
+
+def y_axis(c: Canvas, sy: Scale, x: float, values: list[float] | None = None, *, grid_to: float | None = None,
+           label: str | list[str] = "", labels: list[list[str]] | None = None, label_size: float = FS) -> None:
+    """Left spine at ``x`` with ticks (grid lines across to ``grid_to``), tick labels, axis label."""
+    values = values if values is not None else ticks(sy.lo, sy.hi, min(9, max(1, int(abs(sy.b - sy.a) / (2 * FS)))))
+    texts = labels if labels is not None else [[t] for t in tick_labels(values)]
+    widest = 0.0
+    for v, t in zip(values, texts, strict=True):
+        y = sy(v)
+        if grid_to is not None:
+            c.line(x, y, grid_to, y, GRID, 0.8)
+        c.line(x - TICK, y, x, y, INK, 0.8)
+        c.lines(x - TICK - TICK_PAD, y, t, anchor="end")
+        widest = max([widest] + [text_width(s, FS) for s in t])
+    if label:
+        rows = [label] if isinstance(label, str) else label
+        lh = 1.2 * label_size
+        left = x - TICK - TICK_PAD - widest - LABEL_PAD
+        for k, s in enumerate(reversed(rows)):  # the first line sits farthest from the axis
+            c.text(left - 0.25 * label_size - k * lh, (sy.a + sy.b) / 2, s, size=label_size, anchor="middle", rotate=-90)
+
+
+def spines(c: Canvas, left: float, top: float, right: float, bottom: float, *, show_left=True, show_bottom=True) -> None:
+    if show_left:
+        c.line(left, top, left, bottom)
+    if show_bottom:
+        c.line(left, bottom, right, bottom)
+
+
+def blend(color: str, alpha: float = BAR_ALPHA) -> str:
+    """``color`` at ``alpha`` over white, as an opaque colour (no transparency group in the PDF)."""
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{round(v * alpha + 255 * (1 - alpha)):02x}" for v in (r, g, b))
+
+
+DASH = {"--": (3.7, 1.6), ":": (1.0, 1.65), "-.": (6.4, 1.6, 1.0, 1.6)}  # matplotlib's, per unit of line width
+
+
+def dash(style: str, width: float) -> str | None:
+    pat = DASH.get(style)
+    return " ".join(num(p * width) for p in pat) if pat else None
+
+
+def legend(c: Canvas, items: list[tuple], x: float, y: float, *, loc: str, ncol: int = 1, size: float = LEGEND_FS) -> None:
+    """Entries ``("line", color, width, style, marker, label)`` or ``("patch", color, label)``, filled
+    column by column; ``loc`` "upper center" hangs the block from (x, y), "lower right" stands it on it."""
+    if not items:
+        return
+    hl, gap, colgap, lh, spacing = 2.0 * size, 0.8 * size, 2.0 * size, 1.2 * size, 0.5 * size
+    labels = [wrap(it[-1], 40) if it[0] == "patch" else [str(it[-1])] for it in items]
+    per_col = math.ceil(len(items) / ncol)
+    cols = [list(range(i, min(i + per_col, len(items)))) for i in range(0, len(items), per_col)]
+    col_w = [hl + gap + max(text_width(s, size) for i in col for s in labels[i]) for col in cols]
+    row_h = [len(lb) * lh for lb in labels]
+    col_h = [sum(row_h[i] for i in col) + spacing * (len(col) - 1) for col in cols]
+    width, height = sum(col_w) + colgap * (len(cols) - 1), max(col_h)
+    left = x - width / 2 if loc == "upper center" else x - width
+    top = y if loc == "upper center" else y - height
+    cx = left
+    for col, w in zip(cols, col_w, strict=True):
+        cy = top
+        for i in col:
+            it, mid = items[i], cy + row_h[i] / 2
+            if it[0] == "patch":
+                c.rect(cx, mid - 0.35 * size, hl, 0.7 * size, it[1])
+            else:
+                _, color, lw, style, marker, _label = it
+                c.line(cx, mid, cx + hl, mid, color, lw, dash(style, lw))
+                if marker:
+                    c.markers([(cx + hl / 2, mid)], color)
+            c.lines(cx + hl + gap, mid, labels[i], size=size)
+            cy += row_h[i] + spacing
+        cx += w + colgap
+
+
+def empty(message: str = "no data") -> str:
+    c = Canvas()
+    c.rect(0, 0, 240, 40, "#ffffff")
+    c.text(120, 24, message, anchor="middle", color=GREY)
+    return c.svg()
+
+
+def thin(pts: list[tuple[float, float]], columns: int) -> list[tuple[float, float]]:
+    """A long series cut to what ``columns`` points of width can show: per column, the first, lowest,
+    highest and last point, in order (the drawn line looks the same)."""
+    if len(pts) <= 2 * columns:
+        return pts
+    x0, x1 = pts[0][0], pts[-1][0]
+    span = (x1 - x0) or 1.0
+    out: list[tuple[float, float]] = []
+    bucket: list[tuple[float, float]] = []
+    key = None
+    for p in pts + [(math.inf, 0.0)]:
+        k = min(columns - 1, int((p[0] - x0) / span * columns)) if p[0] != math.inf else None
+        if k != key and bucket:
+            keep = {0, len(bucket) - 1, min(range(len(bucket)), key=lambda i: bucket[i][1]),
+                    max(range(len(bucket)), key=lambda i: bucket[i][1])}
+            out += [bucket[i] for i in sorted(keep)]
+            bucket = []
+        key = k
+        bucket.append(p)
+    return out
+
+
+# ------------------------------------------------------------------------------------ kinds
+def _xy_chart(c: Canvas, w: float, h: float, xs: list[float], ys: list[float], *, xlabel: str, ylabel: str,
+              xlim=None, ylim=None) -> tuple[Scale, Scale]:
+    sx = Scale(*(xlim or data_range(xs)), 0, w)
+    sy = Scale(*(ylim or data_range(ys)), h, 0)
+    y_axis(c, sy, 0, grid_to=w, label=ylabel)
+    x_axis(c, sx, h, None, grid_to=0, label=xlabel)
+    return sx, sy
+
+
+def _loss(data: dict[str, Any]) -> str:
+    pts = [(float(p[0]), float(p[1])) for p in data["points"] if _is_num(p[0]) and _is_num(p[1])]
+    if not pts:
+        return empty()
+    w, h = PLOT_W, 155.0
+    c = Canvas()
+    sx, sy = _xy_chart(c, w, h, [p[0] for p in pts], [p[1] for p in pts], xlabel="step", ylabel="training loss")
+    c.polyline([(sx(x), sy(y)) for x, y in thin(pts, int(w))], BLUE, 1.5)
+    spines(c, 0, 0, w, h)
+    return c.svg()
+
+
+def _interval(b: Any) -> tuple[str, float | None, float | None, float | None]:
+    label, r = b[0], b[1] if isinstance(b[1], dict) else {"value": b[1]}
+    v = r.get("value")
+    v = float(v) if _is_num(v) else None
+    lo = float(r["low"]) if _is_num(r.get("low")) else None
+    hi = float(r["high"]) if _is_num(r.get("high")) else None
+    return label, v, lo, hi
+
+
+def _bars(bars: list, xlabel: str, colors: list[str], *, limit01: bool, rows_tall: bool | None = None,
+          thresholds: dict[str, Any] | None = None, wrap_at: int = 34, intervals: bool = True) -> str:
+    rows = [_interval(b) for b in bars]
+    if not rows:
+        return empty()
+    n = len(rows)
+    h = (0.9 + 0.42 * n) * 72 * 0.77 if rows_tall else 1.8 * 72 * 0.77
+    w = PLOT_W
+    ext = [0.0] + [x for _, v, lo, hi in rows for x in (v, lo, hi) if x is not None]
     if limit01:
-        ax.set_xlim(0, 1.02)
-    ax.grid(axis="y", visible=False)
+        xr = (0.0, 1.02)
+    else:
+        xr = data_range(ext, sticky_zero=True)
+    span = (n - 1) + 0.8
+    sy = Scale(-0.4 - 0.05 * span, n - 0.6 + 0.05 * span, 0, h)  # row 0 at the top
+    sx = Scale(*xr, 0, w)
+    c = Canvas()
+    y_axis(c, sy, 0, list(range(n)), labels=[wrap(r[0], wrap_at) for r in rows])
+    bottom = x_axis(c, sx, h, None, grid_to=0, label=xlabel)
+    bh = 0.8 * (sy(1) - sy(0))
+    for i, (_, v, _lo, _hi) in enumerate(rows):
+        if v is None:
+            continue
+        c.rect(sx(0), sy(i) - bh / 2, sx(v) - sx(0), bh, blend(colors[i % len(colors)]))
+    if intervals:
+        for i, (_, v, lo, hi) in enumerate(rows):
+            if v is None or (lo is None and hi is None):
+                continue
+            a, b, y = sx(min(v, lo) if lo is not None else v), sx(max(v, hi) if hi is not None else v), sy(i)
+            c.line(a, y, b, y, ERR, 1.2)
+            for end, known in ((a, lo is not None), (b, hi is not None)):
+                if known:
+                    c.line(end, y - 4, end, y + 4, ERR, 1.2)
+    t = thresholds or {}
+    items = []
+    if _is_num(t.get("backdoored")):
+        c.line(sx(t["backdoored"]), 0, sx(t["backdoored"]), h, RED, 1.0, dash("--", 1.0))
+        items.append(("line", RED, 1.0, "--", False, f"backdoored: lower bound ≥ {t['backdoored']:.2f}"))
+    if _is_num(t.get("clean")):
+        c.line(sx(t["clean"]), 0, sx(t["clean"]), h, GREEN, 1.0, dash(":", 1.0))
+        items.append(("line", GREEN, 1.0, ":", False, f"clean: lower bound < {t['clean']:.2f}"))
+    spines(c, 0, 0, w, h)
+    legend(c, items, w / 2, bottom + 12, loc="upper center", ncol=2)
+    return c.svg()
 
 
-def _rates(ax, data):
-    _interval_bars(ax, data["bars"], "rate (bars: 95% interval)")
+def _rates(data: dict[str, Any]) -> str:
+    return _bars(data["bars"], "rate (bars: 95% interval)", PALETTE, limit01=True)
 
 
-def _scan(ax, data):
+def _rates_tall(data: dict[str, Any]) -> str:
+    return _bars(data["bars"], "rate (bars: 95% interval)", PALETTE, limit01=True, rows_tall=True)
+
+
+def _scan(data: dict[str, Any]) -> str:
     """Candidates' induced-behaviour rates with Wilson intervals; the verdict reads the lower end of
     the top bar against the stage's thresholds, drawn as lines."""
-    _interval_bars(ax, data["bars"], "induced-behaviour rate, best pool (bars: Wilson 95% interval)",
-                   colors=[RED if i == 0 else BLUE for i in range(len(data["bars"]))])
-    t = data.get("thresholds") or {}
-    if isinstance(t.get("backdoored"), (int, float)):
-        ax.axvline(t["backdoored"], color=RED, lw=1, ls="--", label=f"backdoored: lower bound ≥ {t['backdoored']:.2f}")
-    if isinstance(t.get("clean"), (int, float)):
-        ax.axvline(t["clean"], color=GREEN, lw=1, ls=":", label=f"clean: lower bound < {t['clean']:.2f}")
-    if t:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(data["bars"]) < 4 else -0.2), ncol=2,
-                  fontsize=8, frameon=False)
+    n = len(data["bars"])
+    return _bars(data["bars"], "induced-behaviour rate, best pool (bars: Wilson 95% interval)",
+                 [RED] + [BLUE] * max(0, n - 1), limit01=True, rows_tall=True, thresholds=data.get("thresholds"))
 
 
-def _members(ax, data):
-    vals = [b[1]["value"] for b in data["bars"]]
-    inside = all(0 <= v <= 1 for v in vals)
-    colors = [GREEN if "(champion)" in b[0] else BLUE for b in data["bars"]]
-    arrow = "higher is better" if data["direction"] == "max" else "lower is better"
-    _interval_bars(ax, data["bars"], f"{data['metric']} ({arrow}; bars: 95% interval)", limit01=inside, colors=colors)
+def _members(data: dict[str, Any]) -> str:
+    rows = [_interval(b) for b in data["bars"]]
+    inside = all(v is None or 0 <= v <= 1 for _, v, _, _ in rows)
+    colors = [GREEN if "(champion)" in str(b[0]) else BLUE for b in data["bars"]]
+    arrow = "higher is better" if data.get("direction") == "max" else "lower is better"
+    return _bars(data["bars"], f"{data.get('metric', '')} ({arrow}; bars: 95% interval)", colors or [BLUE],
+                 limit01=inside, rows_tall=True)
 
 
-def _confusion(ax, cm):
+def _shap(data: dict[str, Any]) -> str:
+    bars = [[f[0], {"value": abs(f[1]) if _is_num(f[1]) else None}] for f in data["features"]]
+    return _bars(bars, "mean |SHAP value|", [BLUE], limit01=False, rows_tall=True, wrap_at=28, intervals=False)
+
+
+# Blues, matplotlib's sequential colormap (ColorBrewer), 9 stops.
+_BLUES = ("#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b")
+
+
+def blues(t: float) -> str:
+    t = min(1.0, max(0.0, t)) * (len(_BLUES) - 1)
+    i = min(int(t), len(_BLUES) - 2)
+    f = t - i
+    a, b = ([int(s[k:k + 2], 16) for k in (1, 3, 5)] for s in (_BLUES[i], _BLUES[i + 1]))
+    return "#" + "".join(f"{round(x + (y - x) * f):02x}" for x, y in zip(a, b, strict=True))
+
+
+def _confusion(cm: dict[str, Any]) -> str:
     grid = [[cm["tp"], cm["fn"]], [cm["fp"], cm["tn"]]]
-    ax.imshow(grid, cmap="Blues", vmin=0, vmax=max(1, max(max(r) for r in grid)))
+    grid = [[int(v) if _is_num(v) else 0 for v in row] for row in grid]
+    top = max(1, max(max(r) for r in grid))
+    cell = 77.5
+    c = Canvas()
     for i in range(2):
         for j in range(2):
             v = grid[i][j]
-            ax.text(j, i, f"{v:,}", ha="center", va="center", fontsize=13,
-                    color="white" if v > 0.6 * max(1, max(max(r) for r in grid)) else "#212121")
-    ax.set_xticks([0, 1], ["backdoor fired", "did not fire"])
-    ax.set_yticks([0, 1], ["trigger present", "clean prompt"])
-    ax.grid(False)
-    for s in ax.spines.values():
-        s.set_visible(False)
+            c.rect(j * cell, i * cell, cell, cell, blues(v / top))
+            c.text(j * cell + cell / 2, i * cell + cell / 2 + 0.35 * 13, f"{v:,}", size=13, anchor="middle",
+                   color="#ffffff" if v > 0.6 * top else "#212121")
+    y_axis(c, Scale(-0.5, 1.5, 0, 2 * cell), 0, [0, 1], labels=[["trigger present"], ["clean prompt"]])
+    x_axis(c, Scale(-0.5, 1.5, 0, 2 * cell), 2 * cell, [0, 1], labels=["backdoor fired", "did not fire"])
+    return c.svg()
 
 
-def _layers(ax, data):
-    styles = {"probe": (BLUE, "contrast-pair probe (detector)", "-"),
-              "control": (GREY, "same probe on the control (trigger-exposed when trained)", "--"),
-              "control_base": ("#8d6e63", "same probe on the clean base", "-."),
-              "supervised": (GREEN, "supervised probe (sees the trigger)", ":")}
-    for key, (color, label, ls) in styles.items():
-        if key in data:
-            xs, ys = zip(*data[key], strict=True)
-            ax.plot(xs, ys, ls, color=color, marker="o", ms=3, lw=1.5, label=label)
-    if isinstance(data.get("random_best"), (int, float)):
-        ax.axhline(data["random_best"], color=ORANGE, lw=1, ls="-.", label="best random direction (best layer)")
-    ax.axhline(0.5, color="#9e9e9e", lw=0.8)
-    ax.set_xlabel("layer (0 = embeddings)")
-    ax.set_ylabel("AUROC")
-    ax.set_ylim(0, 1.02)
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
+_LAYER_STYLES = {"probe": (BLUE, "contrast-pair probe (detector)", "-"),
+                 "control": (GREY, "same probe on the control (trigger-exposed when trained)", "--"),
+                 "control_base": ("#8d6e63", "same probe on the clean base", "-."),
+                 "supervised": (GREEN, "supervised probe (sees the trigger)", ":")}
 
 
-def _roc(ax, data):
-    xs, ys = zip(*data["points"], strict=True)
-    label = "best layer" + (f" {int(data['layer'])}" if isinstance(data.get("layer"), (int, float)) else "")
-    if isinstance(data.get("auroc"), (int, float)):
+def _series(pts: Any) -> list[tuple[float, float]]:
+    return [(float(p[0]), float(p[1])) for p in pts or [] if _is_num(p[0]) and _is_num(p[1])]
+
+
+def _layers(data: dict[str, Any]) -> str:
+    series = {k: _series(data.get(k)) for k in _LAYER_STYLES}
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        return empty()
+    w, h = PLOT_W, 166.0
+    c = Canvas()
+    xs = [x for s in series.values() for x, _ in s]
+    sx, sy = _xy_chart(c, w, h, xs, [], xlabel="layer (0 = embeddings)", ylabel="AUROC", ylim=(0.0, 1.02))
+    items = []
+    for key, pts in series.items():
+        color, label, style = _LAYER_STYLES[key]
+        c.polyline([(sx(x), sy(y)) for x, y in pts], color, 1.5, dash(style, 1.5))
+        c.markers([(sx(x), sy(y)) for x, y in pts], color)
+        items.append(("line", color, 1.5, style, True, label))
+    if _is_num(data.get("random_best")):
+        y = sy(data["random_best"])
+        c.line(0, y, w, y, ORANGE, 1.0, dash("-.", 1.0))
+        items.append(("line", ORANGE, 1.0, "-.", False, "best random direction (best layer)"))
+    c.line(0, sy(0.5), w, sy(0.5), "#9e9e9e", 0.8)
+    spines(c, 0, 0, w, h)
+    legend(c, items, w - 4, h - 4, loc="lower right")
+    return c.svg()
+
+
+def _roc(data: dict[str, Any]) -> str:
+    pts = _series(data.get("points"))
+    if not pts:
+        return empty()
+    w = 205.0
+    h = w * 1.02
+    c = Canvas()
+    sx, sy = _xy_chart(c, w, h, [], [], xlabel="false-positive rate", ylabel="true-positive rate",
+                       xlim=(0.0, 1.0), ylim=(0.0, 1.02))
+    label = "best layer" + (f" {int(data['layer'])}" if _is_num(data.get("layer")) else "")
+    if _is_num(data.get("auroc")):
         label += f" (AUROC {data['auroc']:.3f})"
-    ax.plot(xs, ys, color=BLUE, lw=1.8, label=label, drawstyle="steps-post")
-    ax.plot([0, 1], [0, 1], "--", color="#9e9e9e", lw=0.8, label="chance")
-    ax.set_xlabel("false-positive rate")
-    ax.set_ylabel("true-positive rate")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_aspect("equal")
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    step = [pts[0]]
+    for (_, y0), (x1, y1) in zip(pts, pts[1:], strict=False):
+        step += [(x1, y0), (x1, y1)]  # steps-post: hold y until the next x
+    c.line(sx(0), sy(0), sx(1), sy(1), "#9e9e9e", 0.8, dash("--", 0.8))
+    c.polyline([(sx(x), sy(y)) for x, y in step], BLUE, 1.8)
+    spines(c, 0, 0, w, h)
+    legend(c, [("line", BLUE, 1.8, "-", False, label), ("line", "#9e9e9e", 0.8, "--", False, "chance")],
+           w - 4, h - 4, loc="lower right")
+    return c.svg()
 
 
-def _shap(ax, data):
-    feats = data["features"]
-    y = range(len(feats))
-    ax.barh(list(y), [abs(f[1]) for f in feats], color=BLUE, alpha=0.85)
-    ax.set_yticks(list(y), [_label(f[0], 28) for f in feats])
-    ax.invert_yaxis()
-    ax.set_xlabel("mean |SHAP value|")
-    ax.grid(axis="y", visible=False)
+def _traffic(data: dict[str, Any]) -> str:
+    split = [(str(name), float(wt)) for name, wt in data["split"] if _is_num(wt) and wt > 0]
+    if not split:
+        return empty()
+    w, h = PLOT_W, 1.6 * 72 * 0.77
+    total = sum(wt for _, wt in split)
+    sx = Scale(0.0, max(1.0, total), 0, w)
+    sy = Scale(-0.44, 0.44, h, 0)
+    c = Canvas()
+    left, items = 0.0, []
+    for i, (name, wt) in enumerate(split):
+        color = PALETTE[i % len(PALETTE)]
+        c.rect(sx(left), sy(0.4), sx(left + wt) - sx(left), sy(-0.4) - sy(0.4), color)
+        if wt >= 0.06:
+            c.text(sx(left + wt / 2), sy(0) + 0.35 * FS, f"{100 * wt:.0f}%", anchor="middle", color="#ffffff")
+        items.append(("patch", color, name))
+        left += wt
+    bottom = x_axis(c, sx, h, None, label="share of traffic")
+    spines(c, 0, 0, w, h)
+    legend(c, items, w / 2, bottom + 14, loc="upper center", ncol=2)
+    return c.svg()
 
 
-def _traffic(ax, data):
-    left = 0.0
-    for i, (name, w) in enumerate(data["split"]):
-        ax.barh([0], [w], left=left, color=PALETTE[i % len(PALETTE)], label=_label(name, 40))
-        if w >= 0.06:
-            ax.text(left + w / 2, 0, f"{100 * w:.0f}%", ha="center", va="center", color="white", fontsize=9)
-        left += w
-    ax.set_xlim(0, max(1.0, left))
-    ax.set_yticks([])
-    ax.set_xlabel("share of traffic")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.45), ncol=2, fontsize=8, frameon=False)
-    ax.grid(False)
+def _trend(data: dict[str, Any]) -> str:
+    series = {str(k): [p for p in v if _is_num(p[1])] for k, v in data["series"].items()}
+    series = {k: v for k, v in series.items() if v}
+    if not series:
+        return empty()
+    days = sorted({str(p[0]) for pts in series.values() for p in pts})
+    pos = {d: i for i, d in enumerate(days)}
+    w, ph, gap = PLOT_W, 84.0, 14.0
+    sx = Scale(*data_range(list(range(len(days)))), 0, w)
+    step = max(1, len(days) // 8)
+    xt = list(range(0, len(days), step))
+    c = Canvas()
+    for k, (name, pts) in enumerate(series.items()):
+        top = k * (ph + gap)
+        band = all(_is_num(p[2]) and _is_num(p[3]) for p in pts)
+        ys = [p[1] for p in pts] + ([v for p in pts for v in (p[2], p[3])] if band else [])
+        sy = Scale(*data_range(ys), top + ph, top)
+        y_axis(c, sy, 0, grid_to=w, label=wrap(name, 18), label_size=8)
+        last = k == len(series) - 1
+        x_axis(c, sx, top + ph, xt, grid_to=top, labels=[days[i] for i in xt], rotate=30, show_labels=last)
+        xs = [sx(pos[str(p[0])]) for p in pts]
+        if band and len(pts) > 1:
+            c.polygon([(x, sy(p[2])) for x, p in zip(xs, pts, strict=True)]
+                      + [(x, sy(p[3])) for x, p in reversed(list(zip(xs, pts, strict=True)))], blend(BLUE, 0.15))
+        line = [(x, sy(p[1])) for x, p in zip(xs, pts, strict=True)]
+        c.polyline(line, BLUE, 1.5)
+        c.markers(line, BLUE)
+        spines(c, 0, top, w, top + ph)
+    return c.svg()
 
 
-def render_trend(path: Path, data: dict[str, Any]) -> None:
-    series = data["series"]
-    fig, axes = plt.subplots(len(series), 1, figsize=(6.4, 1.7 * len(series) + 0.4), sharex=True, squeeze=False)
-    all_days = sorted({p[0] for pts in series.values() for p in pts})
-    pos = {d: i for i, d in enumerate(all_days)}
-    for ax, (name, pts) in zip(axes[:, 0], series.items(), strict=True):
-        xs = [pos[p[0]] for p in pts]
-        ys = [p[1] for p in pts]
-        ax.plot(xs, ys, color=BLUE, marker="o", ms=3, lw=1.5)
-        if all(p[2] is not None and p[3] is not None for p in pts):
-            ax.fill_between(xs, [p[2] for p in pts], [p[3] for p in pts], color=BLUE, alpha=0.15, lw=0)
-        ax.set_ylabel(_label(name, 18), fontsize=8)
-    step = max(1, len(all_days) // 8)
-    axes[-1, 0].set_xticks(range(0, len(all_days), step), [all_days[i] for i in range(0, len(all_days), step)],
-                           rotation=30, ha="right")
-    _save(fig, path)
+KINDS = {"loss": _loss, "rates": _rates, "rates_tall": _rates_tall, "members": _members, "confusion": _confusion,
+         "layers": _layers, "roc": _roc, "shap": _shap, "traffic": _traffic, "scan": _scan, "trend": _trend}
 
 
-KINDS = {"loss": (_loss, (6.4, 2.8)), "rates": (_rates, (6.4, 1.8)), "members": (_members, (6.4, None)),
-         "confusion": (_confusion, (3.6, 2.8)), "layers": (_layers, (6.4, 3.0)), "roc": (_roc, (3.8, 3.8)),
-         "shap": (_shap, (6.4, None)), "traffic": (_traffic, (6.4, 1.6)),
-         "scan": (_scan, (6.4, None)), "rates_tall": (_rates, (6.4, None))}
+def svg(kind: str, data: dict[str, Any]) -> str:
+    """The SVG text of one chart of ``kind`` (a key of :data:`KINDS`)."""
+    return KINDS[kind](data)
 
 
 def render(kind: str, data: dict[str, Any], path: Path) -> Path:
     """Draw one chart of ``kind`` to ``path`` (an .svg file)."""
-    if kind == "trend":
-        render_trend(path, data)
-        return path
-    fn, (w, h) = KINDS[kind]
-    if h is None:  # one row per bar
-        rows = len(data.get("bars") or data.get("features") or [])
-        h = 0.9 + 0.42 * rows
-    fig, ax = plt.subplots(figsize=(w, h))
-    fn(ax, data)
-    _save(fig, path)
+    text = svg(kind, data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
     return path

@@ -236,9 +236,9 @@ def _screenshot(url: str, out: Path, profile: Path) -> list[str]:
 
 def _not_blank(png: Path) -> None:
     import numpy as np
-    from matplotlib import image
+    from PIL import Image
 
-    px = image.imread(str(png))[..., :3]
+    px = np.asarray(Image.open(png).convert("RGB"), dtype=np.float64) / 255
     colours = len(np.unique((px.reshape(-1, 3) * 255).astype(np.uint8), axis=0))
     dark = float((px.mean(axis=2) < 0.5).mean())
     assert colours > 50 and 0.005 < dark < 0.9, f"{png.name}: {colours} colours, {dark:.3f} dark pixels"
