@@ -7,7 +7,7 @@ form's defaults: 100 prompts a side, 200 quality prompts, 100 random directions)
 
 * baseline, the way nightly ran before chunking: ``gpu-trainer evaluate --spec --out`` once per
   version, a fresh process each;
-* chunked: ``gpu-trainer batch`` over chunks of ``--chunk`` versions (what the nightly DAG's
+* chunked: ``gpu-trainer batch`` over chunks of ``--chunks`` versions (each size measured) (what the nightly DAG's
   ``chunk_size`` maps over), one process a chunk.
 
 Prints wall time, versions per hour, the ratio, the per-version seconds inside the batches (the
@@ -15,7 +15,7 @@ batch report keeps them per version), and checks that both ways measured the sam
 Stage processes only: the Airflow tasks around them (3 per version before, 3 per chunk now) add
 a fixed cost per task that chunking divides the same way, and are not timed here.
 
-    .venv/bin/python bench/nightly_throughput.py [--versions 50] [--chunk 25] [--workers 2] [--device cpu]
+    .venv/bin/python bench/nightly_throughput.py [--versions 50] [--chunks 10,25] [--workers 2] [--device cpu]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENI
 def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--versions", type=int, default=50, help="tiny versions to evaluate")
-    p.add_argument("--chunk", type=int, default=25, help="versions per batch process (the DAG's chunk_size)")
+    p.add_argument("--chunks", default="10,25", help="versions per batch process (the DAG's chunk_size), comma-separated")
     p.add_argument("--workers", type=int, default=2, help="processes at a time (Airflow worker slots)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--keep", action="store_true", help="keep the work folder (printed)")
@@ -85,30 +85,31 @@ def main() -> int:
         base_s = _parallel([[GPU_TRAINER, "evaluate", "--spec", str(d / "spec.json"), "--out", str(d / "single")]
                             for d in specs], a.workers)
         print(f"baseline  one process per version: {base_s:7.1f} s  {3600 * a.versions / base_s:7.0f} versions/h", flush=True)
+        outs: list[str] = []
 
-        jobs = []
-        for c in range(0, a.versions, a.chunk):
-            bspec = work / f"batch-{c // a.chunk}.json"
-            bspec.write_text(json.dumps({"stage": "evaluate", "run_token": "bench", "items": [
-                {"key": d.name, "spec_path": str(d / "spec.json"), "out_dir": str(d / "batched")} for d in specs[c:c + a.chunk]]}))
-            jobs.append([GPU_TRAINER, "batch", "--spec", str(bspec), "--out", str(work / f"batch-{c // a.chunk}")])
-        chunk_s = _parallel(jobs, a.workers)
-        rows = [r for i in range(len(jobs)) for r in json.loads((work / f"batch-{i}" / "batch.json").read_text())["items"]]
-        assert all(r["status"] == "succeeded" for r in rows), [r for r in rows if r["status"] != "succeeded"]
-        print(f"chunked   {a.chunk} versions per process: {chunk_s:7.1f} s  {3600 * a.versions / chunk_s:7.0f} versions/h "
-              f"({len(jobs)} processes)", flush=True)
-        secs = sorted(r["seconds"] for r in rows)
-        print(f"per version inside a batch: first of a process {max(secs):.1f} s, median {statistics.median(secs):.1f} s, "
-              f"min {min(secs):.1f} s", flush=True)
+        for size in [int(c) for c in a.chunks.split(",")]:
+            out = f"batched-{size}"
+            jobs = []
+            for c in range(0, a.versions, size):
+                bspec = work / f"batch-{size}-{c // size}.json"
+                bspec.write_text(json.dumps({"stage": "evaluate", "run_token": "bench", "items": [
+                    {"key": d.name, "spec_path": str(d / "spec.json"), "out_dir": str(d / out)} for d in specs[c:c + size]]}))
+                jobs.append([GPU_TRAINER, "batch", "--spec", str(bspec), "--out", str(work / f"report-{size}-{c // size}")])
+            chunk_s = _parallel(jobs, a.workers)
+            rows = [r for i in range(len(jobs)) for r in json.loads((work / f"report-{size}-{i}" / "batch.json").read_text())["items"]]
+            assert all(r["status"] == "succeeded" for r in rows), [r for r in rows if r["status"] != "succeeded"]
+            secs = sorted(r["seconds"] for r in rows)
+            print(f"chunked   {size:3d} versions per process: {chunk_s:7.1f} s  {3600 * a.versions / chunk_s:7.0f} versions/h "
+                  f"({len(jobs)} processes)  ratio {base_s / chunk_s:.2f}x; per version inside a batch: "
+                  f"median {statistics.median(secs):.1f} s, first of a process up to {max(secs):.1f} s", flush=True)
+            outs.append(out)
 
         differ = []
         for d in specs:
             one = json.loads((d / "single" / "manifest.json").read_text())["metrics"]
-            two = json.loads((d / "batched" / "manifest.json").read_text())["metrics"]
-            if one != two:
+            if any(json.loads((d / o / "manifest.json").read_text())["metrics"] != one for o in outs):
                 differ.append(d.name)
-        print(f"same metrics both ways: {a.versions - len(differ)}/{a.versions}" + (f" (differ: {differ[:5]})" if differ else ""))
-        print(f"ratio (versions per hour, chunked / baseline): {base_s / chunk_s:.2f}x")
+        print(f"same metrics every way: {a.versions - len(differ)}/{a.versions}" + (f" (differ: {differ[:5]})" if differ else ""))
         return 1 if differ else 0
     finally:
         if a.keep:
