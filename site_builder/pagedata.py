@@ -177,6 +177,19 @@ def _comparison_bars(latest: list[dict[str, Any]]) -> list[list[Any]]:
     return bars
 
 
+def _details(e: dict[str, Any]) -> dict[str, Any]:
+    return e["details"] if isinstance(e.get("details"), dict) else {}
+
+
+def _failure(e: dict[str, Any]) -> str | None:
+    """Why a failed evaluation failed, as the nightly run filed it (its error line, or the
+    integrity problem), cut to one short line."""
+    if e["status"] != "failed":
+        return None
+    why = _details(e).get("error") or _details(e).get("problem")
+    return str(why).splitlines()[0][:300] if why else None
+
+
 def _latest(evals: list[dict[str, Any]], *suites: str) -> dict[str, Any] | None:
     hits = [e for e in evals if e["suite"] in suites and e["status"] == "succeeded"]
     return max(hits, key=lambda e: (e["logical_date"], e["created_at"])) if hits else None
@@ -374,7 +387,9 @@ class Planner:
                     if zoo else None)
         d["evaluations"] = [
             {"suite": e["suite"], "date": e["logical_date"], "status": e["status"], "n": e["n_samples"],
-             "metrics": len(e["metrics"]), "run": f"{e['dag_id']} / {e['run_id']}" if e["dag_id"] else None}
+             "metrics": len(e["metrics"]), "run": f"{e['dag_id']} / {e['run_id']}" if e["dag_id"] else None,
+             "seconds": num(_details(e).get("seconds"), 1) if ex.is_number(_details(e).get("seconds")) else None,
+             "error": _failure(e)}
             for e in sorted(evals, key=lambda e: (e["logical_date"], e["suite"]), reverse=True)
         ]
         return PageSpec(pid, "version", _ref(v), d, charts, pdf=f"pdf/{pid}.pdf")
