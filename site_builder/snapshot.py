@@ -57,9 +57,9 @@ def _rows(conn, sql: str, **params) -> list[dict[str, Any]]:
     are walked: walking 100,000 evaluations' metrics cost more than reading them."""
     result = conn.execute(sa.text(sql), params)
     keys = list(result.keys())
-    description = getattr(result.cursor, "description", None) if result.cursor is not None else None
-    walk = [k for k, d in zip(keys, description or [None] * len(keys), strict=True)
-            if getattr(d, "type_code", None) not in _PLAIN_OIDS]
+    description = result.cursor.description if result.cursor is not None else None
+    types = [getattr(d, "type_code", None) for d in description] if description else [None] * len(keys)
+    walk = [k for k, t in zip(keys, types, strict=True) if t not in _PLAIN_OIDS]
     out = []
     for values in result.all():
         row = dict(zip(keys, values, strict=True))
@@ -108,7 +108,9 @@ def _fast_json(conn) -> Iterator[None]:
 
 @dataclass
 class Snapshot:
-    """Everything the site shows, read in one consistent transaction."""
+    """Everything the site shows, read in one consistent transaction. An evaluation's ``details``
+    and a comparison's ``metrics`` and ``reasons`` are None where no page shows them (see
+    EVALUATIONS_SQL and COMPARISONS_SQL)."""
 
     versions: list[dict[str, Any]]
     evaluations: list[dict[str, Any]]

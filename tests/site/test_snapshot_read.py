@@ -112,6 +112,13 @@ def test_parquet_read_equals_the_store_read_for_one_schema_and_for_mixed_ones(tm
         {"step": 1, "loss": None, "phase": None, "epoch": 0.5, "logical_date": str(DAY0)}]
 
 
+def test_the_nightly_suites_are_the_pages_and_the_dags():
+    from site_builder.pagedata import NIGHTLY_SUITES
+    from vigil.lifecycle.specs import NIGHTLY_STAGES
+
+    assert snapmod.NIGHTLY_SUITES == NIGHTLY_SUITES == NIGHTLY_STAGES
+
+
 def test_head_has_the_read_indexes(engine):
     with engine.connect() as c:
         names = set(c.execute(sa.text("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")).scalars())
