@@ -6,11 +6,11 @@ per-layer probe scores, inference logs) come from :class:`vigil.storage.parquet_
 Nothing here writes.
 
 Every evaluation and comparison row is read (the trend charts plot every night), but the large JSON
-a page never shows stays in the database: ``details`` of a nightly evaluation older than the
-newest succeeded one of its version and suite, and ``metrics``/``reasons`` of a comparison older
-than its group's newest comparison day, are read as None. bench/warehouse_read.py measures the read
-at 1,000 versions and 100,000 evaluations; tests/site/test_snapshot_read.py checks that the pages
-planned from it equal those planned from the full rows.
+a page never shows stays in the database: of a succeeded nightly evaluation older than the newest
+one of its version and suite, ``details`` holds only ``seconds``; of a comparison older than its
+group's newest comparison day, ``metrics`` and ``reasons`` are None. bench/warehouse_read.py
+measures the read at 1,000 versions and 100,000 evaluations; tests/site/test_snapshot_read.py
+checks that the pages planned from it equal those planned from the full rows.
 """
 
 from __future__ import annotations
@@ -108,9 +108,9 @@ def _fast_json(conn) -> Iterator[None]:
 
 @dataclass
 class Snapshot:
-    """Everything the site shows, read in one consistent transaction. An evaluation's ``details``
-    and a comparison's ``metrics`` and ``reasons`` are None where no page shows them (see
-    EVALUATIONS_SQL and COMPARISONS_SQL)."""
+    """Everything the site shows, read in one consistent transaction. Of an older nightly
+    evaluation ``details`` holds only ``seconds``, and an older comparison's ``metrics`` and
+    ``reasons`` are None: no page shows them (see EVALUATIONS_SQL and COMPARISONS_SQL)."""
 
     versions: list[dict[str, Any]]
     evaluations: list[dict[str, Any]]
@@ -143,12 +143,17 @@ ORDER BY m.name, mv.version
 NIGHTLY_SUITES = ("evaluate", "evaluate-sklearn")
 
 # Every evaluation, with its metrics (the trend charts plot each night's). ``details`` (per-layer
-# probe scores, ROC points, SHAP, threshold checks: several KB a row) is read only where a page
-# shows it: a nightly row's only when no succeeded row of its version and suite is newer (the
-# version page shows the newest one's); rows of other suites always. Others come back as None.
+# probe scores, ROC points, SHAP, threshold checks: several KB a row) whole only where a page shows
+# it: for a nightly suite, of the newest succeeded row of each version and of failed rows (the
+# Evaluations table says why they failed); rows of other suites always. Of an older succeeded
+# nightly row only ``seconds``, the one detail the Evaluations table shows of every row
+# (site_builder.pagedata): a page that starts reading more of old rows' details needs it here too.
 EVALUATIONS_SQL = """
 SELECT e.id, e.model_version_id, e.suite, e.logical_date, e.metrics,
-       CASE WHEN e.logical_date < n.newest THEN NULL ELSE e.details END AS details,
+       CASE WHEN e.status = 'succeeded' AND e.logical_date < n.newest
+            THEN CASE WHEN e.details ? 'seconds' THEN jsonb_build_object('seconds', e.details -> 'seconds')
+                      ELSE '{}'::jsonb END
+            ELSE e.details END AS details,
        e.n_samples, e.status, e.created_at, r.dag_id, r.run_id
 FROM evaluations e
 LEFT JOIN runs r ON r.id = e.run_id

@@ -30,7 +30,8 @@ FIELDS = ("versions", "evaluations", "groups", "members", "events", "comparisons
 def nightly_warehouse(engine, tmp_path):
     """Stage-shaped versions and a group (fill), then four nights of nightly evaluations and three
     of comparisons, and the cases the read's rules turn on: a failed night newer than a version's
-    newest succeeded one, and a version whose only nightly evaluation failed."""
+    newest succeeded one, a failed night older than it, and a version whose only nightly
+    evaluation failed."""
     parquet = tmp_path / "warehouse"
     filled = fill(engine, parquet, lineages=2, sklearn_models=1, sklearn_versions=2, groups=1, nights=2)
     first = DAY0 + timedelta(days=3)
@@ -40,6 +41,9 @@ def nightly_warehouse(engine, tmp_path):
     reg.record_evaluation(filled.versions["sk0_0"], suite="evaluate-sklearn", status="failed", metrics={},
                           details={"error": "dataset unreadable"},
                           run=_run("nightly_evaluation", f"scheduled__{late}", "evaluate", late))
+    reg.record_evaluation(filled.versions["sk0_1"], suite="evaluate-sklearn", status="failed", metrics={},
+                          details={"error": "chunk crashed\nTraceback ...", "seconds": 3.5},
+                          run=_run("nightly_evaluation", f"scheduled__{first}", "evaluate", first))
     reg.record_evaluation(filled.versions["evil"], suite="evaluate", status="failed", metrics={},
                           details={"error": "artifact hash mismatch"},
                           run=_run("nightly_evaluation", f"scheduled__{late}", "evaluate", late))
@@ -59,9 +63,12 @@ def test_pages_and_snapshot_equal_the_full_read(nightly_warehouse):
     # what the rules kept and left out, on this data
     sk = [e for e in new.evaluations if e["model_version_id"] == filled.versions["sk0_0"] and e["suite"] == "evaluate-sklearn"]
     succeeded = [e for e in sk if e["status"] == "succeeded"]
-    assert all(e["details"] is None for e in succeeded[:-1])
+    assert all(set(e["details"]) <= {"seconds"} for e in succeeded[:-1])
+    assert any(e["details"] for e in succeeded[:-1])  # the Evaluations table shows each one's seconds
     assert succeeded[-1]["details"]["shap_importance"]  # the newest succeeded one: its page shows SHAP
     assert sk[-1]["status"] == "failed" and sk[-1]["details"] == {"error": "dataset unreadable"}
+    assert [e["details"] for e in new.evaluations if e["status"] == "failed" and e["model_version_id"] ==
+            filled.versions["sk0_1"]] == [{"error": "chunk crashed\nTraceback ...", "seconds": 3.5}]
     assert all(e["details"] is not None for e in new.evaluations if e["suite"] not in snapmod.NIGHTLY_SUITES)
     days = sorted({c["logical_date"] for c in new.comparisons})
     assert len(days) >= 3
