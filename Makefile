@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export AIRFLOW_HOME := $(CURDIR)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-fast airflow site site-serve bench soak lint clean db-stop
+.PHONY: install demo test test-fast airflow site site-serve bench soak lint clean db-stop image
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,13 @@ bench: install
 # An hour on 2 cores: nightly_evaluation back-filled over 60 dates x 10 versions on a running Airflow.
 soak: install
 	$(BIN)/python bench/soak_nightly.py
+
+# The gpu-trainer image (VIGIL_STAGE_RUNNER=docker) on a CPU host without a container registry:
+# Docker Engine installed and started when root, a debootstrapped Debian bookworm base, a
+# wheelhouse made from this venv, CPU torch. Each step is kept when done (see the script).
+# GPU hosts build the Dockerfile's defaults instead: containers/gpu-trainer/README.md.
+image: install
+	containers/gpu-trainer/image.sh all
 
 lint: install
 	$(BIN)/ruff check .

@@ -6,7 +6,8 @@
 | VIGIL_DATABASE_URL | unset: embedded PostgreSQL from the pgserver wheel | warehouse database (any Postgres URL) |
 | VIGIL_STAGE_RUNNER | local | local (subprocess) or docker (DockerOperator with GPUs) |
 | VIGIL_TRAINER_IMAGE | vigil/gpu-trainer:latest | image the docker runner starts |
-| VIGIL_GPU_COUNT | -1 | GPUs per stage container (-1 = all) |
+| VIGIL_GPU_COUNT | -1 | GPUs per stage container (-1 = all, 0 = none: a CPU host) |
+| VIGIL_STAGE_USER | auto | uid:gid a stage container runs as; auto = the worker's own, or 1000:1000 when the worker is root |
 | VIGIL_GPU_POOL_SLOTS | 1 | size of the Airflow pool `gpu` (concurrent GPU stages) |
 | VIGIL_DOCKER_URL | unix://var/run/docker.sock | Docker API the docker runner talks to |
 | VIGIL_SITE_DIR | ./site | MkDocs project; the built site goes to <dir>/public |
@@ -19,6 +20,7 @@ Values are read when asked for (not at import) so tests and CLI flags can change
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,7 @@ class Settings:
     stage_runner: str
     trainer_image: str
     gpu_count: int
+    stage_user: str
     gpu_pool_slots: int
     docker_url: str
     site_dir: Path
@@ -87,8 +90,11 @@ def get_settings() -> Settings:
     if runner not in RUNNERS:
         raise SettingsError(f"VIGIL_STAGE_RUNNER={runner!r} is not one of {', '.join(RUNNERS)}; unset it for 'local'")
     gpu_count = _int("VIGIL_GPU_COUNT", -1)
-    if gpu_count == 0 or gpu_count < -1:
-        raise SettingsError(f"VIGIL_GPU_COUNT={gpu_count}: use -1 for all GPUs or a positive count")
+    if gpu_count < -1:
+        raise SettingsError(f"VIGIL_GPU_COUNT={gpu_count}: use -1 for all GPUs, 0 for none or a positive count")
+    stage_user = (os.environ.get("VIGIL_STAGE_USER") or "auto").strip()
+    if stage_user != "auto" and not re.fullmatch(r"\d+:\d+", stage_user):
+        raise SettingsError(f"VIGIL_STAGE_USER={stage_user!r}: use auto or a numeric uid:gid such as 1000:1000")
     roots_raw = os.environ.get("VIGIL_IMPORT_ROOTS")
     if roots_raw:
         roots = tuple(Path(r).expanduser().resolve() for r in roots_raw.split(os.pathsep) if r)
@@ -100,6 +106,7 @@ def get_settings() -> Settings:
         stage_runner=runner,
         trainer_image=os.environ.get("VIGIL_TRAINER_IMAGE", "vigil/gpu-trainer:latest"),
         gpu_count=gpu_count,
+        stage_user=stage_user,
         gpu_pool_slots=_int("VIGIL_GPU_POOL_SLOTS", 1, minimum=1),
         docker_url=os.environ.get("VIGIL_DOCKER_URL", "unix://var/run/docker.sock"),
         site_dir=Path(os.environ.get("VIGIL_SITE_DIR") or REPO_ROOT / "site").expanduser().resolve(),

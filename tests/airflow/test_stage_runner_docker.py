@@ -97,6 +97,35 @@ def test_cpu_only_stage_requests_no_gpu(docker_settings):
     assert op.pool == "default_pool"
 
 
+def test_no_gpu_requested_with_gpu_count_zero(docker_settings, monkeypatch):
+    """VIGIL_GPU_COUNT=0: a CPU host runs even the GPU stages without a device request."""
+    monkeypatch.setenv("VIGIL_GPU_COUNT", "0")
+    op = stage_operator(STAGES["train-backdoor"], spec_path="/s.json", out_dir="/o", task_id="run")
+    api = FakeDockerAPI()
+    _run(op, api)
+    assert not api.created["HostConfig"].get("DeviceRequests")
+    assert op.pool == "gpu"  # still one GPU-stage slot: the pool is the stage's, not the host's
+
+
+def test_container_user_and_network(docker_settings, monkeypatch):
+    """The container runs as the worker's uid:gid (the image's uid 1000 for a root worker, never
+    root), or as VIGIL_STAGE_USER; host networking, no bridge."""
+    import os
+
+    from vigil.airflow.operators.docker_stage import stage_user
+
+    assert stage_user("auto", (0, 0)) == "1000:1000"
+    assert stage_user("auto", (50000, 0)) == "50000:0"
+    assert stage_user("2000:3000", (0, 0)) == "2000:3000"
+    for setting, want in (("auto", stage_user("auto", (os.getuid(), os.getgid()))), ("2000:3000", "2000:3000")):
+        monkeypatch.setenv("VIGIL_STAGE_USER", setting)
+        op = stage_operator(STAGES["evaluate"], spec_path="/s.json", out_dir="/o", task_id="run")
+        api = FakeDockerAPI()
+        _run(op, api)
+        assert api.created["User"] == want
+        assert api.created["HostConfig"]["NetworkMode"] == "host"
+
+
 def test_failed_container_fails_the_task_with_its_log_streamed(docker_settings, capfd):
     from airflow.providers.docker.exceptions import DockerContainerFailedException
 

@@ -7,9 +7,10 @@ from vigil.settings import SettingsError, get_settings
     "var, value, match",
     [
         pytest.param("VIGIL_STAGE_RUNNER", "kubernetes-now", "VIGIL_STAGE_RUNNER", id="runner"),
-        pytest.param("VIGIL_GPU_COUNT", "0", "VIGIL_GPU_COUNT", id="gpu-zero"),
+        pytest.param("VIGIL_GPU_COUNT", "-2", "VIGIL_GPU_COUNT", id="gpu-negative"),
         pytest.param("VIGIL_GPU_COUNT", "two", "VIGIL_GPU_COUNT", id="gpu-nan"),
         pytest.param("VIGIL_GPU_POOL_SLOTS", "0", "VIGIL_GPU_POOL_SLOTS", id="pool"),
+        pytest.param("VIGIL_STAGE_USER", "trainer", "VIGIL_STAGE_USER", id="user-name"),
     ],
 )
 def test_bad_settings_name_the_variable(monkeypatch, var, value, match):

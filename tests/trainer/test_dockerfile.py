@@ -1,4 +1,5 @@
-"""The image builds the same CLI. No Docker engine here: parse the Dockerfile instead."""
+"""The image builds the same CLI, slim. No Docker engine needed: parse the Dockerfile and the
+image's pyproject instead (tests/trainer/test_image_docker.py checks a built image)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-DOCKERFILE = Path(__file__).resolve().parents[2] / "containers" / "gpu-trainer" / "Dockerfile"
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "containers" / "gpu-trainer" / "Dockerfile"
+IMAGE_PYPROJECT = ROOT / "containers" / "gpu-trainer" / "pyproject.toml"
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -22,9 +25,16 @@ def instructions() -> list[tuple[str, str]]:
     return out
 
 
-def test_cuda_base_image():
+def build_args() -> dict[str, str]:
+    return dict(r.partition("=")[::2] for op, r in instructions() if op == "ARG")
+
+
+def test_cuda_base_image_by_default():
+    """GPU hosts get the CUDA runtime base unless BASE_IMAGE names another (`make image`: a
+    debootstrapped Debian bookworm)."""
+    assert re.match(r"nvidia/cuda:\d+\.\d+(\.\d+)?-.*runtime", build_args()["BASE_IMAGE"])
     froms = [r for op, r in instructions() if op == "FROM"]
-    assert froms and re.match(r"nvidia/cuda:\d+\.\d+(\.\d+)?-.*runtime", froms[-1]), froms
+    assert froms[0].startswith("${BASE_IMAGE}"), froms
 
 
 def test_runs_as_non_root_user():
@@ -42,10 +52,72 @@ def test_entrypoint_is_gpu_trainer():
     assert eps and json.loads(eps[-1]) == ["gpu-trainer"]
 
 
-def test_installs_pinned_torch_and_the_trainer_extra():
-    runs = " ".join(r for op, r in instructions() if op == "RUN")
-    assert "torch==" in runs, "torch must be pinned"
-    assert "[trainer]" in runs
+def test_installs_pinned_cuda_torch_by_default():
+    args = build_args()
+    assert args["TORCH_REQUIREMENT"] == "torch==2.13.0", "torch must be pinned"
+    assert args["TORCH_INDEX"].startswith("https://download.pytorch.org/whl/cu")
+    assert args["TRAINER_EXTRAS"] == "qlora"
+
+
+def _req_name(req: str) -> str:
+    from packaging.requirements import Requirement
+
+    return Requirement(req).name.lower().replace("_", "-")
+
+
+def test_image_requirements_are_the_root_pins():
+    """One source of truth: each requirement of the image is spelled exactly as in the root
+    pyproject (its dependencies or its trainer extra), and the whole trainer extra is there."""
+    import tomllib
+
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    image = tomllib.loads(IMAGE_PYPROJECT.read_text())["project"]
+    pins = {_req_name(r): r for r in root["dependencies"] + root["optional-dependencies"]["trainer"]}
+    for req in image["dependencies"]:
+        assert req == pins.get(_req_name(req)), f"{req!r} differs from the root pyproject's {pins.get(_req_name(req))!r}"
+    assert {_req_name(r) for r in root["optional-dependencies"]["trainer"]} <= {_req_name(r) for r in image["dependencies"]}
+    assert image["requires-python"] == root["requires-python"]
+    assert image["scripts"] == {"gpu-trainer": root["scripts"]["gpu-trainer"]}
+
+
+SLIM_PACKAGES = {"gpu_trainer", "gpu_trainer.stages", "evaluation", "contract"}
+NOT_IN_IMAGE = ("apache-airflow", "vigil", "site-builder", "site_builder", "plugins")
+
+
+def test_slim_install_set_has_no_airflow_vigil_or_site_builder():
+    """What the image installs: the three stage packages and the ML stack. Neither Airflow (not
+    even as a dependency of a dependency, resolved here from this environment's metadata) nor the
+    Vigil core nor the site builder, in the packages, the copied sources or the build context."""
+    import tomllib
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+
+    image = tomllib.loads(IMAGE_PYPROJECT.read_text())
+    assert set(image["tool"]["setuptools"]["packages"]) == SLIM_PACKAGES
+    copied = [r.split()[0] for op, r in instructions() if op == "COPY" and not r.startswith("--from")]
+    assert not [c for c in copied if c.startswith(("plugins", "site_builder", "dags", "pyproject.toml"))], copied
+    allowed = [line[1:] for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")]
+    assert allowed and not [a for a in allowed if a.startswith(("plugins", "site_builder", "dags", ".venv"))], allowed
+
+    todo = [Requirement(r) for r in image["project"]["dependencies"]]
+    seen: set[str] = set()
+    while todo:
+        req = todo.pop()
+        name = req.name.lower().replace("_", "-")
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            subs = requires(req.name) or []
+        except PackageNotFoundError:
+            continue
+        for sub in map(Requirement, subs):
+            if sub.marker is None or sub.marker.evaluate({"extra": ""}):
+                todo.append(sub)
+    assert "torch" in seen and "transformers" in seen
+    bad = sorted(n for n in seen if n.startswith(NOT_IN_IMAGE))
+    assert not bad, f"the image would install {bad}"
 
 
 def test_docker_build_check_when_available():

@@ -4,10 +4,12 @@
 
 - ``local``  (default): :class:`~vigil.airflow.operators.local_stage.LocalStageOperator`, a subprocess
   on the worker.
-- ``docker``: ``DockerOperator`` with the gpu-trainer image, a GPU ``DeviceRequest``, the
-  artifact store bind-mounted at the same path inside the container (so paths in specs and
-  manifests mean the same on both sides), ``auto_remove="success"``, ``mount_tmp_dir=False``,
-  an environment with no secrets, pool ``gpu``.
+- ``docker``: ``DockerOperator`` with the gpu-trainer image, a GPU ``DeviceRequest`` (none with
+  ``VIGIL_GPU_COUNT=0``), the artifact store bind-mounted at the same path inside the container
+  (so paths in specs and manifests mean the same on both sides), ``auto_remove="success"``,
+  ``mount_tmp_dir=False``, an environment with no secrets, pool ``gpu``, host networking, run as
+  the uid:gid of ``VIGIL_STAGE_USER``
+  (:class:`~vigil.airflow.operators.docker_stage.StageDockerOperator`).
 
 The runner is a setting, not a DAG edit. ``device_requests`` is not serialized by Airflow:
 workers re-parse the DAG file, so the dag-processor and the workers must see the same setting.
@@ -111,15 +113,19 @@ def stage_operator(
 def _docker_operator(stage: Stage, *, spec_path: Any, out_dir: Any, task_id: str, settings: Settings,
                      stage_arg: Any = None, **kwargs: Any):
     # Imported only for the docker runner: the provider pulls the docker SDK.
-    from airflow.providers.docker.operators.docker import DockerOperator
     from docker.types import DeviceRequest, Mount
+
+    from vigil.airflow.operators.docker_stage import StageDockerOperator
 
     store = str(settings.artifacts_dir)
     device_requests = (
-        [DeviceRequest(count=settings.gpu_count, capabilities=[["gpu"]])] if stage.resources.gpu else None
+        [DeviceRequest(count=settings.gpu_count, capabilities=[["gpu"]])]
+        if stage.resources.gpu and settings.gpu_count != 0 else None
     )
     kwargs.setdefault("pool", stage.resources.pool)
-    return DockerOperator(
+    return StageDockerOperator(
+        stage_user_setting=settings.stage_user,
+        network_mode="host",  # no bridge on this kind of host; the stage needs no network anyway
         task_id=task_id,
         image=settings.trainer_image,
         command=stage_command(stage, spec_path, out_dir, stage_arg=stage_arg),
