@@ -71,6 +71,7 @@ def test_docker_runner_sends_image_command_gpus_mounts(docker_settings, stage):
     sent = api.created
     assert sent["Image"] == "registry.example/vigil/gpu-trainer:1.2"
     assert sent["Cmd"] == ["gpu-trainer", stage, "--spec", f"{store}/r/spec.json", "--out", f"{store}/r"]
+    assert sent["Entrypoint"] == []  # the image's ENTRYPOINT is gpu-trainer too: cleared, not doubled
     host = sent["HostConfig"]
     assert host["DeviceRequests"] == [{"Driver": "", "Count": 2, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}]
     assert host["Mounts"] == [{"Target": store, "Source": store, "Type": "bind", "ReadOnly": False}]

@@ -126,6 +126,9 @@ def _docker_operator(stage: Stage, *, spec_path: Any, out_dir: Any, task_id: str
     return StageDockerOperator(
         stage_user_setting=settings.stage_user,
         network_mode="host",  # no bridge on this kind of host; the stage needs no network anyway
+        # The command is the local runner's argv, `gpu-trainer <stage> ...`: clear the image's
+        # ENTRYPOINT (gpu-trainer, for `docker run IMAGE <stage>` by hand) or it runs twice.
+        entrypoint=[],
         task_id=task_id,
         image=settings.trainer_image,
         command=stage_command(stage, spec_path, out_dir, stage_arg=stage_arg),
