@@ -95,7 +95,7 @@ def llm_context(engine: Engine, version_id: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ chunks: many versions, one process
-DEFAULT_CHUNK_SIZE = 10
+DEFAULT_CHUNK_SIZE = 25
 MAX_CHUNK_SIZE = 200
 
 
