@@ -104,10 +104,24 @@ build() {
   engine_up || cannot "build $IMAGE: no Docker Engine answers (run: $0 engine)"
   "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1 || cannot "build $IMAGE: no $BASE_IMAGE (run: $0 base)"
   [ -f "$WHEELHOUSE/.complete" ] || cannot "build $IMAGE: no wheelhouse (run: $0 wheelhouse)"
-  say "build: $IMAGE from $BASE_IMAGE, $TORCH_REQUIREMENT, wheels from $WHEELHOUSE"
+  # The wheelhouse is served on 127.0.0.1 for the build only (the build runs with --network host):
+  # pip reads it as --find-links, and no wheel is copied into the context or a layer. A fixed
+  # port: the URL is a build arg, and a new one each time would defeat docker's layer cache.
+  local port=${WHEELHOUSE_PORT:-47313}
+  "$PY" -m http.server --bind 127.0.0.1 --directory "$WHEELHOUSE" "$port" >/dev/null 2>&1 &
+  WHEEL_SERVER=$!
+  trap 'kill "$WHEEL_SERVER" 2>/dev/null || true' EXIT
+  local ok=
+  for _ in $(seq 1 50); do
+    kill -0 "$WHEEL_SERVER" 2>/dev/null || break
+    "$PY" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/.complete')" 2>/dev/null && { ok=1; break; }
+    sleep 0.1
+  done
+  [ -n "$ok" ] || cannot "serve $WHEELHOUSE on 127.0.0.1:$port (port taken? set WHEELHOUSE_PORT)"
+  say "build: $IMAGE from $BASE_IMAGE, $TORCH_REQUIREMENT, wheels from $WHEELHOUSE (served on 127.0.0.1:$port)"
   "$DOCKER" build -q --network host -f containers/gpu-trainer/Dockerfile -t "$IMAGE" \
     --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg TORCH_REQUIREMENT="$TORCH_REQUIREMENT" \
-    --build-arg TORCH_INDEX= --build-arg TRAINER_EXTRAS= --build-arg WHEELHOUSE="$WHEELHOUSE" . >/dev/null \
+    --build-arg TORCH_INDEX= --build-arg TRAINER_EXTRAS= --build-arg WHEELHOUSE_URL="http://127.0.0.1:$port/" . >/dev/null \
     || cannot "build $IMAGE (docker build failed; rerun without -q to see why)"
   say "build: $IMAGE $("$DOCKER" image inspect -f '{{.Id}} {{.Size}}' "$IMAGE" | awk '{printf "%s, %d MB", substr($1,8,12), $2/1e6}')"
 }
