@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import ctypes
 import fcntl
 import hashlib
@@ -93,10 +94,25 @@ def code_fingerprint(project: Path) -> str:
     files = sorted(p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".css")
                    and p.name not in ("publish.py", "snapshot.py", "__init__.py"))
     files += sorted(p for p in (project / "assets").rglob("*") if p.is_file()) if (project / "assets").exists() else []
+    # ... and what turns a page's Markdown into HTML (the render workers do it: render.site_html)
+    # and wraps it in the theme (a reused page's HTML: _PageReuse).
+    files += [project / "mkdocs.yml"] + sorted(p for p in (project / "overrides").rglob("*") if p.is_file())
     for p in files:
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
+        if p.is_file():
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    for dist in ("mkdocs", "mkdocs-material", "markdown"):
+        h.update(f"{dist}={_dist_version(dist)}".encode())
     return h.hexdigest()[:16]
+
+
+def _dist_version(name: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "-"
 
 
 @contextmanager
@@ -133,6 +149,20 @@ def exchange(a: Path, b: Path) -> None:
     os.rename(aside, a)
 
 
+def _remove_later(path: Path) -> None:
+    """Remove a finished build dir (the previous site, swapped out) off the critical path: nothing
+    reads it any more, and a removal cut short by the process ending is finished by the next build."""
+    import threading
+
+    aside = path.with_name(f".build-old-{uuid.uuid4().hex[:10]}")
+    try:
+        os.rename(path, aside)  # its name no longer looks like a build in progress
+    except OSError:
+        aside = path
+    threading.Thread(target=shutil.rmtree, args=(aside,), kwargs={"ignore_errors": True}, daemon=True,
+                     name="vigil-site-cleanup").start()
+
+
 def _link_or_copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -142,11 +172,12 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ bundles
-def _render_job(page: PageSpec, tmp: str, final: str, pdf: bool, generated: str, version: str) -> tuple[str, dict]:
+def _render_job(page: PageSpec, tmp: str, final: str, pdf: bool, generated: str, version: str,
+                site_setup: dict | None) -> tuple[str, dict]:
     from site_builder.render import render_bundle
 
     tmp_p, final_p = Path(tmp), Path(final)
-    timings = render_bundle(page, tmp_p, pdf=pdf, generated=generated, version=version)
+    timings = render_bundle(page, tmp_p, pdf=pdf, generated=generated, version=version, site_setup=site_setup)
     (tmp_p / "page.json").write_text(json.dumps({"id": page.id, "charts": [c["name"] for c in page.charts]}))
     try:
         os.rename(tmp_p, final_p)  # content-addressed: a concurrent twin may have won, both are equal
@@ -155,36 +186,65 @@ def _render_job(page: PageSpec, tmp: str, final: str, pdf: bool, generated: str,
     return page.id, timings
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
+def _report_job(report: dict, groups: list[PageSpec], chart_dirs: dict[str, Path], generated: str, version: str,
+                target: str, base: str) -> float:
+    from site_builder.render import report_html, write_pdf
+
+    html = report_html(report, groups, chart_dirs, generated=generated, version=version)
+    return write_pdf(html, Path(target), Path(base))
+
+
+def _pool(workers: int, pdf: bool = False) -> ProcessPoolExecutor:
     # fork: workers inherit the imported renderer (no re-import of the caller's __main__, which
     # spawn/forkserver would do inside an Airflow task or a test runner). Workers only get page
     # data and write files; they never touch the database engine the parent holds.
     import site_builder.charts  # noqa: F401  (imported once, before the fork)
     import site_builder.render  # noqa: F401
 
+    if pdf:
+        import weasyprint  # noqa: F401  (seconds to import: once, not once per worker)
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
 
 
 def _render_pages(todo: list[tuple[PageSpec, Path]], cache: Path, *, pdf: bool, generated: str, version: str,
-                  workers: int) -> dict[str, dict]:
+                  workers: int, site_setup: dict | None = None, report: tuple | None = None
+                  ) -> tuple[dict[str, dict], float | None]:
+    """Render the bundles of ``todo``; ``report`` (the arguments of :func:`_report_job`) is the full
+    report PDF, the longest single job: it goes to the pool first, so it runs beside the pages
+    instead of after them. Returns the pages' timings and the report's seconds (None: none made)."""
     jobs = []
     for page, final in todo:
         tmp = cache / f".tmp-{uuid.uuid4().hex}"
-        jobs.append((page, str(tmp), str(final), pdf, generated, version))
+        jobs.append((page, str(tmp), str(final), pdf, generated, version, site_setup))
     results: dict[str, dict] = {}
-    if workers > 1 and len(jobs) >= POOL_MIN_PAGES:
-        with _pool(workers) as ex:
-            for pid, t in ex.map(_render_job, *zip(*jobs, strict=True), chunksize=4):
-                results[pid] = t
+    report_s = None
+    if workers > 1 and (len(jobs) >= POOL_MIN_PAGES or (report and jobs)):
+        with _pool(workers, pdf) as ex:
+            rep = ex.submit(_report_job, *report) if report else None
+            if jobs:
+                for pid, t in ex.map(_render_job, *zip(*jobs, strict=True), chunksize=4):
+                    results[pid] = t
+            report_s = rep.result() if rep else None
     else:
         for j in jobs:
             pid, t = _render_job(*j)
             results[pid] = t
-    return results
+        report_s = _report_job(*report) if report else None
+    return results, report_s
 
 
 # ------------------------------------------------------------------------------------ mkdocs
-def _mkdocs_config(project: Path, build: Path, nav: list) -> Path:
+# MkDocs does three things per page: Markdown -> HTML, the search plugin's parse of that HTML, and
+# the theme template. The first two depend on the page alone, so the render workers do them in
+# parallel and keep them with the bundle (render.site_html); MkDocs is handed the result
+# (_Prerendered). The third depends on the whole nav too: a page whose bundle and site signature
+# (config, nav, theme) are those of the published site keeps its published HTML (_PageReuse).
+PRERENDER = True  # tests turn it off to check MkDocs' own conversion gives the same site
+
+
+def _mkdocs_config(project: Path, build: Path, nav: list) -> tuple[Path, str]:
+    """Write the build's mkdocs.yml; returns it and the site signature: a hash of everything in it but
+    the build's own paths (the nav included), which a reused page's HTML must share."""
     cfg = yaml.safe_load((project / "mkdocs.yml").read_text()) or {}
 
     def esc_nav(items):
@@ -196,6 +256,7 @@ def _mkdocs_config(project: Path, build: Path, nav: list) -> Path:
         return out
 
     cfg["nav"] = esc_nav(nav)
+    signature = hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
     cfg["docs_dir"] = str(build / "docs")
     cfg["site_dir"] = str(build / "public")
     theme = cfg.setdefault("theme", {})
@@ -203,15 +264,13 @@ def _mkdocs_config(project: Path, build: Path, nav: list) -> Path:
         theme["custom_dir"] = str((project / theme["custom_dir"]).resolve())
     path = build / "mkdocs.yml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
-    return path
+    return path, signature
 
 
-def run_mkdocs(config_file: Path) -> None:
-    """``mkdocs build`` in-process (saves the interpreter start); a warning in strict mode fails it."""
-    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
+@contextmanager
+def _mkdocs_errors():
+    """MkDocs' failures (and, in strict mode, its warnings) as one SiteBuildError."""
     from mkdocs import exceptions
-    from mkdocs.commands.build import build
-    from mkdocs.config import load_config
 
     mk_log = logging.getLogger("mkdocs")
     captured: list[str] = []
@@ -224,13 +283,138 @@ def run_mkdocs(config_file: Path) -> None:
     handler = _Keep()
     mk_log.addHandler(handler)
     try:
-        cfg = load_config(config_file=str(config_file))
-        build(cfg)
+        yield
     except (exceptions.MkDocsException, exceptions.Abort, SystemExit) as e:
         detail = "; ".join(captured[:5]) or str(e)
         raise SiteBuildError(f"mkdocs build failed: {detail}") from e
     finally:
         mk_log.removeHandler(handler)
+
+
+def load_mkdocs(config_file: Path):
+    """The build's MkDocs config, loaded once: its Markdown setup goes to the render workers first."""
+    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
+    from mkdocs.config import load_config
+
+    with _mkdocs_errors():
+        return load_config(config_file=str(config_file))
+
+
+def markdown_setup(cfg) -> dict[str, Any]:
+    """What render.site_html needs to convert a page as MkDocs would (JSON-able, for the workers)."""
+    return {"extensions": [e if isinstance(e, str) else f"{type(e).__module__}:{type(e).__name__}"
+                           for e in cfg["markdown_extensions"]],
+            "configs": cfg["mdx_configs"] or {}, "use_directory_urls": bool(cfg["use_directory_urls"])}
+
+
+def _search_plugin(cfg):
+    return next((p for name, p in cfg.plugins.items() if name.split("/")[-1] == "search"), None)
+
+
+class _Prerendered:
+    """An in-process MkDocs plugin: pages whose bundle holds their HTML (``page.html``, ``site.json``)
+    skip the Markdown conversion and the search plugin's parse; MkDocs only wraps them in the theme."""
+
+    def __init__(self, bundles: dict[str, Path]) -> None:
+        self.bundles = bundles  # src_uri -> bundle dir
+        self.site: dict[str, dict] = {}
+        self.log = logging.getLogger("mkdocs.plugins.vigil")
+
+    def plugin(self):
+        from mkdocs.plugins import BasePlugin
+
+        outer = self
+
+        class Plugin(BasePlugin):
+            def on_pre_build(self, *, config):
+                search = _search_plugin(config)
+                index = getattr(search, "search_index", None)
+                if index is not None and hasattr(index, "entries"):
+                    own = index.add_entry_from_context
+
+                    def add(page):
+                        done = outer.site.get(page.file.src_uri)
+                        index.entries.extend(done["search"]) if done is not None else own(page)
+
+                    index.add_entry_from_context = add  # this build's own plugin instance only
+                    outer.index = add
+                # a page's HTML may be reused only when its search entries can be added without it
+                outer.ready = search is None or outer.index is not None
+
+            def on_page_markdown(self, markdown, *, page, config, files):
+                b = outer.bundles.get(page.file.src_uri)
+                if b is None or not (b / "page.html").is_file() or not (b / "site.json").is_file():
+                    return markdown
+                outer.site[page.file.src_uri] = json.loads((b / "site.json").read_text())
+                return ""
+
+            def on_page_content(self, html, *, page, config, files):
+                done = outer.site.get(page.file.src_uri)
+                if done is None:
+                    return html
+                from mkdocs.structure.toc import get_toc
+
+                for w in done["warnings"]:  # logged again, so strict mode fails as it would have
+                    outer.log.warning(w)
+                page.toc = get_toc(done["toc"])
+                return (outer.bundles[page.file.src_uri] / "page.html").read_text()
+
+        return Plugin()
+
+    index = None
+    ready = False
+
+
+_REUSE: contextvars.ContextVar[tuple[dict[str, Path], _Prerendered] | None] = contextvars.ContextVar("vigil_reuse", default=None)
+
+
+def _install_page_reuse() -> bool:
+    """Wrap MkDocs' per-page writer (once, inert outside a build that sets _REUSE): a page listed
+    for reuse gets the published HTML linked in, instead of the theme rendered again."""
+    from mkdocs.commands import build as mk_build
+
+    own = getattr(mk_build, "_build_page", None)
+    if own is None:  # another MkDocs: no reuse, every page is rendered
+        return False
+    if getattr(own, "vigil_reuse", False):
+        return True
+
+    def _build_page(page, config, doc_files, nav, env, dirty=False, excluded=False):
+        state = _REUSE.get()
+        old = state[0].get(page.file.src_uri) if state else None
+        if old is None or not state[1].ready or page.file.src_uri not in state[1].site:
+            return own(page, config, doc_files, nav, env, dirty, excluded)
+        try:
+            _link_or_copy(old, Path(page.file.abs_dest_path))
+        except OSError:
+            return own(page, config, doc_files, nav, env, dirty, excluded)
+        if state[1].index is not None:
+            state[1].index(page)  # its search entries, in the order MkDocs would have added them
+
+    _build_page.vigil_reuse = True  # type: ignore[attr-defined]
+    mk_build._build_page = _build_page
+    return True
+
+
+def run_mkdocs(cfg, bundles: dict[str, Path] | None = None, reuse: dict[str, Path] | None = None) -> None:
+    """``mkdocs build`` in-process (saves the interpreter start); a warning in strict mode fails it.
+
+    cfg: the loaded config (:func:`load_mkdocs`) or a mkdocs.yml path; bundles: src_uri -> bundle dir
+    of pages converted in advance; reuse: src_uri -> published HTML to keep as it is.
+    """
+    from mkdocs.commands.build import build
+
+    if isinstance(cfg, (str, Path)):
+        cfg = load_mkdocs(Path(cfg))
+    pre = _Prerendered(bundles or {})
+    if bundles:
+        cfg.plugins["vigil/prerendered"] = pre.plugin()
+    token = _REUSE.set((reuse, pre) if reuse and bundles and _install_page_reuse() else None)
+    try:
+        with _mkdocs_errors():
+            build(cfg)
+    finally:
+        _REUSE.reset(token)
 
 
 # ------------------------------------------------------------------------------------ build
@@ -270,9 +454,9 @@ def build_site(engine=None, site_dir=None, *, pdf: bool = True, parquet_dir=None
         generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
         cache = site_dir / CACHE
-        for stale in site_dir.glob(".build-*"):  # left by a build that was killed (we hold the lock)
+        for stale in site_dir.glob(".build-*"):  # left by a build that was killed, or still being removed
             if stale.name != CACHE and stale.is_dir():
-                shutil.rmtree(stale, ignore_errors=True)
+                _remove_later(stale)
         build = site_dir / f".build-{uuid.uuid4().hex[:10]}"
         build.mkdir()
         try:
@@ -286,71 +470,114 @@ def build_site(engine=None, site_dir=None, *, pdf: bool = True, parquet_dir=None
     return result
 
 
+def _reusable(published: Path, plan: SitePlan, hashes: dict[str, str], fingerprint: str,
+              site_signature: str) -> dict[str, Path]:
+    """src_uri -> published HTML of every page whose bundle and site signature (config, nav, theme,
+    builder code) are those the published site was built with: its HTML would come out the same."""
+    try:
+        info = json.loads((published / BUILD_INFO).read_text())
+    except (OSError, ValueError):
+        return {}
+    if info.get("fingerprint") != fingerprint or info.get("site_signature") != site_signature:
+        return {}
+    old = info.get("pages") or {}
+    out = {}
+    for p in plan.pages:
+        f = published / p.html_path
+        if old.get(p.id) == hashes[p.id] and f.is_file():
+            out[p.md_path] = f
+    return out
+
+
 def _build(plan: SitePlan, project: Path, cache: Path, build: Path, site_dir: Path, fingerprint: str, *, pdf: bool,
            generated: str, version: str, workers: int, timings: dict[str, float]) -> BuildResult:
+    # 0. The MkDocs config first: the render workers convert each page's Markdown as it will.
+    t = time.perf_counter()
+    docs = build / "docs"
+    docs.mkdir()
+    config_file, site_signature = _mkdocs_config(project, build, plan.nav)
+    cfg = load_mkdocs(config_file)
+    site_setup = markdown_setup(cfg) if PRERENDER else None
+    timings["config"] = time.perf_counter() - t
+
     # 1. Page bundles: reuse what the cache holds for an unchanged hash, render the rest.
     t = time.perf_counter()
     bundles: dict[str, Path] = {}
+    hashes: dict[str, str] = {}
     todo = []
     for page in plan.pages:
-        h = page.content_hash(fingerprint)
+        h = hashes[page.id] = page.content_hash(fingerprint)
         final = cache / h
         bundles[page.id] = final
         if not (final / "page.json").exists():
             todo.append((page, final))
-    rendered = _render_pages(todo, cache, pdf=pdf, generated=generated, version=version, workers=workers)
-    pdf_seconds = sum(r["pdf"] for r in rendered.values())
-    timings["render"] = time.perf_counter() - t
-    timings["charts_cpu"] = sum(r["charts"] for r in rendered.values())
-
-    # 2. The full report PDF (its own bundle, keyed by the report's data).
-    report_path = None
+    # 2. The full report PDF (its own bundle, keyed by what it shows): rendered beside the pages,
+    # unless it shows whole group pages (few groups) whose charts are still to be drawn.
+    report_path, report_job, report_after = None, None, False
     if pdf:
-        t = time.perf_counter()
-        from site_builder.render import report_html, write_pdf
+        from site_builder.render import REPORT_GROUP_DETAIL_LIMIT
 
         groups = [p for p in plan.pages if p.kind == "group"]
-        blob = json.dumps(plan.report, sort_keys=True, default=str) + json.dumps([g.data for g in groups], default=str)
+        detailed = len(groups) <= REPORT_GROUP_DETAIL_LIMIT
+        blob = json.dumps(plan.report, sort_keys=True, default=str)
+        if detailed:  # beyond the limit the report shows a summary table only (in plan.report)
+            blob += json.dumps([g.data for g in groups], sort_keys=True, default=str)
         h = hashlib.sha256((fingerprint + blob).encode()).hexdigest()
         report_path = cache / f"report-{h}.pdf"
         if not report_path.exists():
-            html = report_html(plan.report, groups, {g.id: bundles[g.id] / "charts" for g in groups},
-                               generated=generated, version=version)
-            secs = write_pdf(html, report_path, build)
-            pdf_seconds += secs
-            timings["report_pdf"] = secs
-            rendered["__report__"] = {"pdf": secs}
-        timings["report"] = time.perf_counter() - t
+            report_job = (plan.report, groups, {g.id: bundles[g.id] / "charts" for g in groups} if detailed else {},
+                          generated, version, str(report_path), str(build))
+            todo_ids = {p.id for p, _ in todo}
+            report_after = detailed and any(g.id in todo_ids for g in groups)
+
+    rendered, report_s = _render_pages(todo, cache, pdf=pdf, generated=generated, version=version, workers=workers,
+                                       site_setup=site_setup, report=None if report_after else report_job)
+    if report_after:
+        report_s = _report_job(*report_job)
+    pdf_seconds = sum(r["pdf"] for r in rendered.values())
+    timings["render"] = time.perf_counter() - t
+    timings["charts_cpu"] = sum(r["charts"] for r in rendered.values())
+    timings["markdown_cpu"] = sum(r.get("markdown", 0.0) for r in rendered.values())
+    timings["pdf_cpu"] = pdf_seconds
+    if report_s is not None:
+        pdf_seconds += report_s
+        timings["report_pdf"] = report_s
+        rendered["__report__"] = {"pdf": report_s}
 
     # 3. Assemble the MkDocs docs dir from the bundles (hard links: cheap, and bundles never change).
+    # Charts and PDFs are linked straight into the output after MkDocs (step 4): the pages link them
+    # from raw HTML, which MkDocs neither rewrites nor checks, so copying them through it is waste.
     t = time.perf_counter()
-    docs = build / "docs"
-    docs.mkdir()
     if (project / "assets").exists():
         shutil.copytree(project / "assets", docs / "assets")
     for page in plan.pages:
-        b = bundles[page.id]
-        _link_or_copy(b / "page.md", docs / page.md_path)
-        if (b / "charts").exists():
-            for svg in (b / "charts").iterdir():
-                _link_or_copy(svg, docs / page.chart_dir / svg.name)
-        if pdf and page.pdf and (b / "page.pdf").exists():
-            _link_or_copy(b / "page.pdf", docs / page.pdf)
-    if report_path is not None:
-        _link_or_copy(report_path, docs / "pdf" / "vigil-report.pdf")
+        _link_or_copy(bundles[page.id] / "page.md", docs / page.md_path)
+    reuse = _reusable(site_dir / "public", plan, hashes, fingerprint, site_signature)
     timings["assemble"] = time.perf_counter() - t
 
     # 4. MkDocs into build/public, then check the result before anyone sees it.
     t = time.perf_counter()
-    run_mkdocs(_mkdocs_config(project, build, plan.nav))
+    run_mkdocs(cfg, {p.md_path: bundles[p.id] for p in plan.pages} if PRERENDER else None, reuse)
     timings["mkdocs"] = time.perf_counter() - t
+    timings["pages_reused"] = len(reuse)
     public = build / "public"
+    t = time.perf_counter()
+    for page in plan.pages:
+        b = bundles[page.id]
+        if (b / "charts").exists():
+            for svg in (b / "charts").iterdir():
+                _link_or_copy(svg, public / page.chart_dir / svg.name)
+        if pdf and page.pdf and (b / "page.pdf").exists():
+            _link_or_copy(b / "page.pdf", public / page.pdf)
+    if report_path is not None:
+        _link_or_copy(report_path, public / "pdf" / "vigil-report.pdf")
+    timings["assemble"] += time.perf_counter() - t
     missing = [p.html_path for p in plan.pages if not (public / p.html_path).is_file()]
     if missing:
         raise SiteBuildError(f"mkdocs did not write {len(missing)} page(s), e.g. {missing[:3]}")
     pdfs = sorted(public.glob("pdf/**/*.pdf")) if pdf else []
     info = {"generated": generated, "vigil_version": version, "fingerprint": fingerprint,
-            "pages": {p.id: p.content_hash(fingerprint) for p in plan.pages},
+            "site_signature": site_signature, "pages": hashes,
             "pages_written": len([k for k in rendered if k != "__report__"]), "timings": timings}
     (public / BUILD_INFO).write_text(json.dumps(info, indent=1))
 
@@ -362,8 +589,8 @@ def _build(plan: SitePlan, project: Path, cache: Path, build: Path, site_dir: Pa
         exchange(public, target)
     else:
         os.rename(public, target)
-    shutil.rmtree(build, ignore_errors=True)
     timings["swap"] = time.perf_counter() - t
+    _remove_later(build)  # the previous site: thousands of links and dirs, seconds on a slow disk
 
     # 6. Forget bundles no page uses any more (the cache only ever holds the current site).
     keep = {b.name for b in bundles.values()} | ({report_path.name} if report_path else set())

@@ -81,6 +81,59 @@ def markdown_page(page: PageSpec, *, pdf: bool = True) -> str:
     return _tidy(head + body)
 
 
+# ------------------------------------------------------------------------------------ MkDocs' share
+@functools.lru_cache(maxsize=4)
+def _markdown(setup_json: str):
+    import markdown
+
+    setup = json.loads(setup_json)
+    return markdown.Markdown(extensions=setup["extensions"], extension_configs=setup["configs"])
+
+
+def site_html(source: str, src_uri: str, setup: dict[str, Any]) -> dict[str, Any]:
+    """What MkDocs would make of one page's Markdown, made here instead: in the render workers (in
+    parallel) and kept with the page's bundle, so MkDocs only wraps it in the theme.
+
+    ``setup`` is the project's Markdown setup as MkDocs loaded it (``extensions``, ``configs``,
+    ``use_directory_urls``; see :func:`site_builder.publish.markdown_setup`). Returns the HTML body
+    (``content``), the table-of-contents tokens (``toc``), the search-index entries the theme's
+    search plugin would have made (``search``) and any warnings the conversion logged (``warnings``,
+    re-logged by the build so strict mode still fails on them). The pages carry their links in raw
+    HTML, which MkDocs does not rewrite or check, so a page's HTML depends on its Markdown alone.
+    """
+    from types import SimpleNamespace
+
+    from material.plugins.search.plugin import SearchIndex
+    from mkdocs.structure.files import File
+    from mkdocs.structure.toc import get_toc
+    from mkdocs.utils import meta as md_meta
+
+    warnings: list[str] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record):
+            if record.levelno >= logging.WARNING:
+                warnings.append(record.getMessage())
+
+    handler, loggers = _Keep(), [logging.getLogger(n) for n in ("MARKDOWN", "markdown", "mkdocs")]
+    for lg in loggers:
+        lg.addHandler(handler)
+    try:
+        text, meta = md_meta.get_data(source)
+        md = _markdown(json.dumps({"extensions": setup["extensions"], "configs": setup["configs"]}, sort_keys=True))
+        md.reset()
+        content = md.convert(text)
+        tokens = getattr(md, "toc_tokens", [])
+        url = File(src_uri, src_dir=None, dest_dir="", use_directory_urls=setup["use_directory_urls"]).url
+        index = SearchIndex()
+        index.add_entry_from_context(SimpleNamespace(meta=meta, content=content, toc=get_toc(tokens), url=url,
+                                                     title=meta.get("title")))
+    finally:
+        for lg in loggers:
+            lg.removeHandler(handler)
+    return {"content": content, "toc": tokens, "search": index.entries, "warnings": warnings}
+
+
 def _print_css() -> str:
     return (TEMPLATES / "pdf" / "print.css").read_text()
 
@@ -103,8 +156,11 @@ def write_pdf(html: str, target: Path, base_url: Path) -> float:
     return time.perf_counter() - t
 
 
-def render_bundle(page: PageSpec, out: Path, *, pdf: bool, generated: str, version: str) -> dict[str, float]:
-    """Write ``out/page.md``, ``out/charts/*.svg`` and (``pdf``) ``out/page.pdf`` for one page."""
+def render_bundle(page: PageSpec, out: Path, *, pdf: bool, generated: str, version: str,
+                  site_setup: dict[str, Any] | None = None) -> dict[str, float]:
+    """Write ``out/page.md``, ``out/charts/*.svg`` and (``pdf``) ``out/page.pdf`` for one page; with
+    ``site_setup`` (the Markdown setup MkDocs will use) also ``out/page.html`` and ``out/site.json``:
+    the page as MkDocs would convert it (:func:`site_html`)."""
     from site_builder import charts
 
     timings = {"charts": 0.0, "pdf": 0.0}
@@ -117,7 +173,14 @@ def render_bundle(page: PageSpec, out: Path, *, pdf: bool, generated: str, versi
             logging.getLogger(__name__).warning("chart %s of %s failed: %s", c["name"], page.id, e)
             page.charts = [x for x in page.charts if x["name"] != c["name"]]
     timings["charts"] = time.perf_counter() - t
-    (out / "page.md").write_text(markdown_page(page, pdf=pdf))
+    source = markdown_page(page, pdf=pdf)
+    (out / "page.md").write_text(source)
+    if site_setup is not None:
+        t = time.perf_counter()
+        done = site_html(source, page.md_path, site_setup)
+        (out / "page.html").write_text(done.pop("content"))
+        (out / "site.json").write_text(json.dumps(done))
+        timings["markdown"] = time.perf_counter() - t
     if pdf and page.pdf:
         body = _body(page, "pdf", lambda n: (out / "charts" / f"{n}.svg").resolve().as_uri())
         html = pdf_html(page.title, [body], generated=generated, version=version,

@@ -44,6 +44,62 @@ def test_unchanged_pages_are_not_rerendered_and_one_group_change_rebuilds_little
     assert third.pages_written == 1
 
 
+def _site_files(public):
+    """The built site's pages, charts and search index (not the build stamp, not the sitemap's dates)."""
+    return {str(p.relative_to(public)): p.read_bytes() for p in public.rglob("*")
+            if p.is_file() and p.suffix in (".html", ".json", ".svg") and p.name != "vigil-build.json"}
+
+
+def test_pages_converted_in_the_render_workers_match_mkdocs_own_conversion(engine, vigil_env, monkeypatch):
+    """The render workers convert each page's Markdown and make its search entries (publish.PRERENDER);
+    the site must be byte for byte the one MkDocs makes when it converts every page itself."""
+    from site_builder import publish
+
+    wh = vigil_env / "var" / "warehouse"
+    fill(engine, wh, lineages=2, sklearn_models=1, sklearn_versions=2, groups=1, nights=2)  # hostile names too
+    monkeypatch.setattr(publish, "PRERENDER", False)
+    own = build_site(engine, vigil_env / "own", pdf=False, parquet_dir=wh)
+    assert not list((vigil_env / "own" / ".build-cache").glob("*/page.html"))
+    monkeypatch.setattr(publish, "PRERENDER", True)
+    pre = build_site(engine, vigil_env / "pre", pdf=False, parquet_dir=wh)
+    assert len(list((vigil_env / "pre" / ".build-cache").glob("*/page.html"))) == pre.pages_total
+    a, b = _site_files(own.public_dir), _site_files(pre.public_dir)
+    assert "search/search_index.json" in a and len(a) > pre.pages_total
+    assert sorted(a) == sorted(b)
+    assert [k for k in a if a[k] != b[k]] == []
+
+
+def test_an_incremental_build_keeps_unchanged_pages_html_and_equals_a_fresh_build(engine, vigil_env):
+    wh = vigil_env / "var" / "warehouse"
+    f = fill(engine, wh, lineages=1, sklearn_models=2, sklearn_versions=2, groups=2, nights=1, evil=False)
+    site = vigil_env / "site"
+    first = build_site(engine, site, pdf=False, parquet_dir=wh)
+    assert first.timings["pages_reused"] == 0
+    same = build_site(engine, site, pdf=False, parquet_dir=wh)
+    assert same.timings["pages_reused"] == same.pages_total and same.pages_written == 0
+    with engine.begin() as c:
+        c.execute(sa.text("""INSERT INTO group_events (group_id, event_type, actor, reason, at)
+                             VALUES (:g, 'weights', 'bob', 'shift traffic', :at)"""),
+                  {"g": f.groups["fraud_0"], "at": datetime(2026, 11, 23, 12, tzinfo=timezone.utc)})
+    inc = build_site(engine, site, pdf=False, parquet_dir=wh)
+    assert inc.pages_written == 1 and inc.timings["pages_reused"] == inc.pages_total - 1
+    fresh = build_site(engine, vigil_env / "fresh", pdf=False, parquet_dir=wh)
+    a, b = _site_files(inc.public_dir), _site_files(fresh.public_dir)
+    assert sorted(a) == sorted(b) and [k for k in a if a[k] != b[k]] == []
+    # a new version changes the nav every page shows: nothing is reused
+    from vigil.registry.versions import Registry, RunRef
+
+    run = RunRef("import", "cli__new", "import", datetime(2026, 11, 24, tzinfo=timezone.utc))
+    Registry(engine).register_version(name="late-arrival", family="external", artifact_uri="/imports/late.json",
+                                      producer_key="import:" + "e" * 64, source="import", run=run)
+    grown = build_site(engine, site, pdf=False, parquet_dir=wh)
+    assert grown.pages_total == inc.pages_total + 1
+    if grown.timings["pages_reused"]:  # the nav may list only some versions; then the rest must still match
+        fresh2 = build_site(engine, vigil_env / "fresh2", pdf=False, parquet_dir=wh)
+        a, b = _site_files(grown.public_dir), _site_files(fresh2.public_dir)
+        assert [k for k in a if a.get(k) != b.get(k)] == []
+
+
 def test_a_failed_build_leaves_the_published_site_whole(engine, vigil_env):
     site = vigil_env / "site"
     fill(engine, vigil_env / "var" / "warehouse", lineages=1, sklearn_models=1, sklearn_versions=1, groups=0, nights=1)
@@ -63,7 +119,9 @@ def test_a_failed_build_leaves_the_published_site_whole(engine, vigil_env):
     assert sorted(p.relative_to(site / "public") for p in (site / "public").rglob("*")) == files
     assert (site / "public" / "vigil-build.json").read_text() == stamp
     assert good.index_html.is_file()
-    assert [p.name for p in site.glob(".build-*") if p.name != ".build-cache"] == [], "failed build dir left behind"
+    # (a finished build's swapped-out tree, .build-old-*, is removed in the background)
+    left = [p.name for p in site.glob(".build-*") if p.name != ".build-cache" and not p.name.startswith(".build-old-")]
+    assert left == [], "failed build dir left behind"
 
 
 def test_cli_builds_and_reports_bad_settings(engine, vigil_env, monkeypatch):
