@@ -115,6 +115,17 @@ class Canvas:
         self.parts: list[str] = []
         self.x0 = self.y0 = math.inf
         self.x1 = self.y1 = -math.inf
+        self._run: tuple[str, list[str]] | None = None  # consecutive lines of one style: one <path>
+
+    def _emit(self, part: str) -> None:
+        self._flush()
+        self.parts.append(part)
+
+    def _flush(self) -> None:
+        if self._run is not None:
+            style, segs = self._run
+            self.parts.append(f'<path d="{" ".join(segs)}" fill="none"{style}/>')
+            self._run = None
 
     def cover(self, xa: float, ya: float, xb: float, yb: float) -> None:
         self.x0, self.y0 = min(self.x0, xa, xb), min(self.y0, ya, yb)
@@ -127,8 +138,13 @@ class Canvas:
 
     def line(self, xa, ya, xb, yb, color=INK, width=0.8, dash=None) -> None:
         self.cover(xa, ya, xb, yb)
-        self.parts.append(f'<line x1="{num(xa)}" y1="{num(ya)}" x2="{num(xb)}" y2="{num(yb)}"'
-                          f'{self._stroke(color, width, dash)}/>')
+        style = self._stroke(color, width, dash)
+        seg = f"M{num(xa)} {num(ya)}L{num(xb)} {num(yb)}"
+        if self._run is not None and self._run[0] == style:
+            self._run[1].append(seg)
+        else:
+            self._flush()
+            self._run = (style, [seg])
 
     def rect(self, x, y, w, h, fill) -> None:
         if w < 0:
@@ -136,7 +152,7 @@ class Canvas:
         if h < 0:
             y, h = y + h, -h
         self.cover(x, y, x + w, y + h)
-        self.parts.append(f'<rect x="{num(x)}" y="{num(y)}" width="{num(w)}" height="{num(h)}" fill="{fill}"/>')
+        self._emit(f'<rect x="{num(x)}" y="{num(y)}" width="{num(w)}" height="{num(h)}" fill="{fill}"/>')
 
     def polyline(self, pts, color, width=1.5, dash=None) -> None:
         if not pts:
@@ -144,18 +160,22 @@ class Canvas:
         for x, y in pts:
             self.cover(x, y, x, y)
         d = " ".join(f"{num(x)},{num(y)}" for x, y in pts)
-        self.parts.append(f'<polyline points="{d}" fill="none" stroke-linejoin="round"{self._stroke(color, width, dash)}/>')
+        self._emit(f'<polyline points="{d}" fill="none" stroke-linejoin="round"{self._stroke(color, width, dash)}/>')
 
     def polygon(self, pts, fill) -> None:
         if len(pts) < 3:
             return
         d = " ".join(f"{num(x)},{num(y)}" for x, y in pts)
-        self.parts.append(f'<polygon points="{d}" fill="{fill}"/>')
+        self._emit(f'<polygon points="{d}" fill="{fill}"/>')
 
     def markers(self, pts, color, r=2.0) -> None:  # matplotlib's ms=3 plus its 1 pt edge
-        for x, y in pts:
+        if not pts:
+            return
+        segs = []
+        for x, y in pts:  # one path of circles (two arcs each), not one element per marker
             self.cover(x - r, y - r, x + r, y + r)
-            self.parts.append(f'<circle cx="{num(x)}" cy="{num(y)}" r="{num(r)}" fill="{color}"/>')
+            segs.append(f"M{num(x - r)} {num(y)}a{num(r)} {num(r)} 0 1 0 {num(2 * r)} 0a{num(r)} {num(r)} 0 1 0 {num(-2 * r)} 0z")
+        self._emit(f'<path d="{"".join(segs)}" fill="{color}"/>')
 
     def text(self, x, y, s, *, size=FS, anchor="start", color=INK, rotate=0.0) -> None:
         """One line of text; ``y`` is its baseline; ``rotate`` (degrees, clockwise) turns it about (x, y)."""
@@ -175,7 +195,7 @@ class Canvas:
             attrs += f' fill="{color}"'
         if rotate:
             attrs += f' transform="rotate({num(rotate)} {num(x)} {num(y)})"'
-        self.parts.append(f"<text {attrs}>{esc(s)}</text>")
+        self._emit(f"<text {attrs}>{esc(s)}</text>")
 
     def lines(self, x, yc, lines: list[str], *, size=FS, anchor="start", color=INK) -> None:
         """Several lines of text, vertically centred on ``yc``."""
@@ -184,6 +204,7 @@ class Canvas:
             self.text(x, yc + (k - (len(lines) - 1) / 2) * lh + 0.35 * size, s, size=size, anchor=anchor, color=color)
 
     def svg(self, pad: float = 4.0) -> str:
+        self._flush()
         if self.x0 == math.inf:
             self.cover(0, 0, 10, 10)
         x0, y0 = math.floor(self.x0 - pad), math.floor(self.y0 - pad)
@@ -262,11 +283,13 @@ def x_axis(c: Canvas, sx: Scale, y: float, values: list[float] | None, *, grid_t
     values = values if values is not None else ticks(sx.lo, sx.hi, min(9, max(1, int(abs(sx.b - sx.a) / (3 * FS)))))
     texts = labels if labels is not None else tick_labels(values)
     bottom = y + TICK
+    if grid_to is not None:
+        for v in values:
+            c.line(sx(v), grid_to, sx(v), y, GRID, 0.8)
+    for v in values:
+        c.line(sx(v), y, sx(v), y + TICK, INK, 0.8)
     for v, t in zip(values, texts, strict=True):
         x = sx(v)
-        if grid_to is not None:
-            c.line(x, grid_to, x, y, GRID, 0.8)
-        c.line(x, y, x, y + TICK, INK, 0.8)
         if show_labels:
             if rotate:
                 c.text(x, y + TICK + TICK_PAD + 0.8 * FS, t, anchor="end", rotate=-rotate)
@@ -286,11 +309,13 @@ def y_axis(c: Canvas, sy: Scale, x: float, values: list[float] | None = None, *,
     values = values if values is not None else ticks(sy.lo, sy.hi, min(9, max(1, int(abs(sy.b - sy.a) / (2 * FS)))))
     texts = labels if labels is not None else [[t] for t in tick_labels(values)]
     widest = 0.0
+    if grid_to is not None:
+        for v in values:
+            c.line(x, sy(v), grid_to, sy(v), GRID, 0.8)
+    for v in values:
+        c.line(x - TICK, sy(v), x, sy(v), INK, 0.8)
     for v, t in zip(values, texts, strict=True):
         y = sy(v)
-        if grid_to is not None:
-            c.line(x, y, grid_to, y, GRID, 0.8)
-        c.line(x - TICK, y, x, y, INK, 0.8)
         c.lines(x - TICK - TICK_PAD, y, t, anchor="end")
         widest = max([widest] + [text_width(s, FS) for s in t])
     if label:

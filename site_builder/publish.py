@@ -519,8 +519,11 @@ def _build(plan: SitePlan, project: Path, cache: Path, build: Path, site_dir: Pa
 
         groups = [p for p in plan.pages if p.kind == "group"]
         detailed = len(groups) <= REPORT_GROUP_DETAIL_LIMIT
-        blob = json.dumps(plan.report, sort_keys=True, default=str)
-        if detailed:  # beyond the limit the report shows a summary table only (in plan.report)
+        # Keyed by what it shows: beyond the limit, the groups' summary rows (in report["home"]), not
+        # each group's whole page (report["groups"]): one group's new event must not redo the report.
+        shown = plan.report if detailed else {k: v for k, v in plan.report.items() if k != "groups"}
+        blob = json.dumps(shown, sort_keys=True, default=str)
+        if detailed:
             blob += json.dumps([g.data for g in groups], sort_keys=True, default=str)
         h = hashlib.sha256((fingerprint + blob).encode()).hexdigest()
         report_path = cache / f"report-{h}.pdf"

@@ -165,9 +165,12 @@ def test_what_each_chart_must_show():
     assert {"80%", "10%", "fraud-gbm:3"} <= set(traffic)
     trend = _parse(charts.svg("trend", SAMPLES["trend"]))
     assert len(trend.findall(f".//{NS}polygon")) == 2  # an interval band per panel
-    # interval bars: one line and two caps per bar with both ends known
+    # interval bars: one line and two caps per bar with both ends known (lines of one style are one path)
     rates = _parse(charts.svg("rates", SAMPLES["rates"]))
-    assert len([ln for ln in rates.iter(f"{NS}line") if ln.get("stroke") == charts.ERR]) == 6
+    assert sum(p.get("d").count("M") for p in rates.iter(f"{NS}path") if p.get("stroke") == charts.ERR) == 6
+    # markers: one circle per point, drawn as one path per series (then the legend's own marker)
+    layers = _parse(charts.svg("layers", {"probe": [[i, 0.5] for i in range(6)]}))
+    assert [p.get("d").count("z") for p in layers.iter(f"{NS}path") if p.get("fill") == charts.BLUE] == [6, 1]
 
 
 @pytest.mark.parametrize(("lo", "hi", "bins", "expected"), [

@@ -100,6 +100,26 @@ def test_an_incremental_build_keeps_unchanged_pages_html_and_equals_a_fresh_buil
         assert [k for k in a if a.get(k) != b.get(k)] == []
 
 
+def test_a_group_event_redoes_its_pdf_but_not_a_summary_report(engine, vigil_env, monkeypatch):
+    """Beyond REPORT_GROUP_DETAIL_LIMIT groups the full report shows one summary row per group, so a
+    group's new event (its own page changes, its summary row does not) must not re-render the report."""
+    from site_builder import render
+
+    monkeypatch.setattr(render, "REPORT_GROUP_DETAIL_LIMIT", 1)
+    wh = vigil_env / "var" / "warehouse"
+    f = fill(engine, wh, lineages=0, sklearn_models=2, sklearn_versions=2, groups=2, nights=1, evil=False)
+    site = vigil_env / "site"
+    first = build_site(engine, site, pdf=True, parquet_dir=wh)
+    assert "report_pdf" in first.timings and (first.public_dir / "pdf" / "vigil-report.pdf").is_file()
+    with engine.begin() as c:
+        c.execute(sa.text("""INSERT INTO group_events (group_id, event_type, actor, reason, at)
+                             VALUES (:g, 'weights', 'bob', 'shift traffic', :at)"""),
+                  {"g": f.groups["fraud_1"], "at": datetime(2026, 11, 23, 12, tzinfo=timezone.utc)})
+    again = build_site(engine, site, pdf=True, parquet_dir=wh)
+    assert again.pages_written == 1 and again.pdfs_written == 1 and "report_pdf" not in again.timings
+    assert (again.public_dir / "pdf" / "vigil-report.pdf").is_file()
+
+
 def test_a_failed_build_leaves_the_published_site_whole(engine, vigil_env):
     site = vigil_env / "site"
     fill(engine, vigil_env / "var" / "warehouse", lineages=1, sklearn_models=1, sklearn_versions=1, groups=0, nights=1)
