@@ -26,8 +26,7 @@ from airflow.sdk import Param, dag, task_group
 from vigil.airflow.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, run_key, run_ref
 from vigil.airflow.stage_runner import STAGES, stage_operator
 from vigil.airflow.tasks import task
-from vigil.lifecycle.nightly import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE
-from vigil.lifecycle.specs import NIGHTLY_STAGES
+from vigil.lifecycle.specs import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, NIGHTLY_STAGES
 
 
 @dag(

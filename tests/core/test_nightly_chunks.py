@@ -36,7 +36,9 @@ def test_chunks_cover_every_version_once_in_order(size, expected):
     assert [i for c in chunks for i in c["items"]] == items
 
 
-@pytest.mark.parametrize("size", [pytest.param(0, id="zero"), pytest.param(201, id="too-big")])
+@pytest.mark.parametrize("size", [pytest.param(0, id="zero"), pytest.param(201, id="too-big"),
+                                  pytest.param("ten", id="text"), pytest.param(2.5, id="fraction"),
+                                  pytest.param(True, id="boolean")])
 def test_a_chunk_size_out_of_range_names_the_form_field(size):
     with pytest.raises(FormError, match="chunk_size"):
         chunked([{"ref": "m:1"}], size)

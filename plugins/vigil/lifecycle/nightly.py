@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from contract.errors import UserError
-from vigil.lifecycle.specs import NIGHTLY_STAGES, FormError, nightly_item, nightly_stage
+from vigil.lifecycle.specs import MAX_CHUNK_SIZE, NIGHTLY_STAGES, FormError, nightly_item, nightly_stage
 from vigil.registry.versions import Registry, RunRef
 
 log = logging.getLogger(__name__)
@@ -95,16 +95,11 @@ def llm_context(engine: Engine, version_id: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ chunks: many versions, one process
-DEFAULT_CHUNK_SIZE = 25
-MAX_CHUNK_SIZE = 200
-
-
 def chunked(items: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:
     """``items`` in runs of at most ``size`` (the DAG maps over these): ``[{"index", "items"}]``."""
-    if not 1 <= int(size) <= MAX_CHUNK_SIZE:
-        raise FormError(f"form field 'chunk_size': {size!r} must be between 1 and {MAX_CHUNK_SIZE} "
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_CHUNK_SIZE:
+        raise FormError(f"form field 'chunk_size': {size!r} must be a whole number between 1 and {MAX_CHUNK_SIZE} "
                         "(versions evaluated by one process)")
-    size = int(size)
     return [{"index": i // size, "items": items[i:i + size]} for i in range(0, len(items), size)]
 
 

@@ -210,6 +210,11 @@ def nightly_item(version: Any, lineage: list[Any], probes_dir: str | None, datas
 # The stages the nightly evaluation runs, one per model family that has one.
 NIGHTLY_STAGES = ("evaluate", "evaluate-sklearn")
 
+# Versions one nightly stage process evaluates in turn (the form's chunk_size): here, not in
+# vigil.lifecycle.nightly, because the DAG file reads them at parse time and specs is light.
+DEFAULT_CHUNK_SIZE = 25
+MAX_CHUNK_SIZE = 200
+
 
 def nightly_stage(item: dict[str, Any]) -> str:
     """The stage that evaluates ``item`` nightly, by its family."""
