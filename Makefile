@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[trainer,site,test]'
+	$(BIN)/pip install -q -e '.[trainer,site,fleet,test]'
 	touch $@
 
 demo: install

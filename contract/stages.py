@@ -2,7 +2,8 @@
 
 Both sides read this one table: the container's CLI (``gpu_trainer.stages`` maps a name to its
 module) and the Airflow side (``vigil.airflow.stage_runner`` turns the resources into a GPU
-``DeviceRequest`` and a pool slot under the docker runner). A stage that needs no GPU runs in
+``DeviceRequest`` and a pool slot under the docker runner, a Celery queue under the CeleryExecutor,
+``nvidia.com/gpu`` limits under the kubernetes runner). A stage that needs no GPU runs in
 Airflow's ``default_pool`` with no device request. Adding a stage is one line here.
 """
 
@@ -12,6 +13,10 @@ from dataclasses import dataclass, field
 
 GPU_POOL = "gpu"
 DEFAULT_POOL = "default_pool"
+# Celery queues (CeleryExecutor): GPU stages go to workers started with `vigil worker --queues gpu`,
+# everything else to Airflow's default queue (`[operators] default_queue`).
+GPU_QUEUE = "gpu"
+DEFAULT_QUEUE = "default"
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,11 @@ class StageResources:
     def pool(self) -> str:
         """The Airflow pool a run of the stage takes a slot of."""
         return GPU_POOL if self.gpu else DEFAULT_POOL
+
+    @property
+    def queue(self) -> str:
+        """The Celery queue a run of the stage is sent to (ignored by the LocalExecutor)."""
+        return GPU_QUEUE if self.gpu else DEFAULT_QUEUE
 
 
 CPU_ONLY = StageResources(gpu=False)
@@ -58,6 +68,7 @@ STAGES: dict[str, StageInfo] = {
         _s("score-llm"),
         _s("scan"),
         _s("detect"),
+        _s("analyze"),
     )
 }
 

@@ -95,8 +95,10 @@ def stage_operator(
     settings: Settings | None = None,
     **kwargs: Any,
 ):
-    """Build the operator that runs ``stage`` according to the runner setting."""
+    """Build the operator that runs ``stage`` according to the runner setting. Its Celery ``queue``
+    is the stage's (``gpu`` for a GPU stage, else ``default``; the LocalExecutor ignores it)."""
     settings = settings or get_settings()
+    kwargs.setdefault("queue", stage.resources.queue)
     if settings.stage_runner == "docker":
         return _docker_operator(stage, spec_path=spec_path, out_dir=out_dir, task_id=task_id, settings=settings,
                                 stage_arg=stage_arg, **kwargs)
