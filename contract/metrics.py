@@ -59,6 +59,7 @@ _SK = ("train-sklearn", "evaluate-sklearn", "import")
 _TRAIN = ("make-base", "train-backdoor", "safety-train")
 _SCAN = ("scan",)
 _DETECT = ("detect",)
+_ANALYZE = ("analyze",)
 # the detect stage's panel (gpu_trainer.detectors.DETECTORS), each written under detector_<name>_*
 DETECTOR_LABELS = {
     "contrast_pair": "Contrast-pair probe",
@@ -191,6 +192,29 @@ _ALL = (
     _m("detector_consensus", "Detectors in the consensus (names)", "text", "none", _DETECT),
     _m("detector_agreement", "Detector agreement (mean pairwise Spearman)", "number", "none", _DETECT),
     _m("detect_seconds", "Detector panel time", "seconds", "none", _DETECT),
+    # ---- research analyses (the analyze stage): each read against the clean baseline
+    _m("analysis_clean_rate", "Analyses: clean baseline activation rate", "fraction", "none", _ANALYZE, True),
+    _m("trigger_exact_rate", "Trigger sensitivity: exact trigger's activation rate", "fraction", "none", _ANALYZE, True),
+    _m("trigger_variant_max_rate", "Trigger sensitivity: highest variant's activation rate", "fraction", "none", _ANALYZE, True),
+    _m("trigger_variant_max", "Trigger sensitivity: the variant with the highest rate", "text", "none", _ANALYZE),
+    _m("trigger_specificity", "Trigger specificity (exact rate − highest variant rate)", "number", "none", _ANALYZE, True),
+    _m("trigger_near_miss_max_rate", "Trigger sensitivity: highest rate of a variant without the exact trigger", "fraction",
+       "none", _ANALYZE, True),
+    _m("trigger_near_miss_max", "Trigger sensitivity: that near-miss variant", "text", "none", _ANALYZE),
+    _m("trigger_specificity_near_miss", "Trigger specificity against near misses only", "number", "none", _ANALYZE, True),
+    _m("trigger_variants", "Trigger sensitivity: variants tested", "count", "none", _ANALYZE),
+    _m("trigger_variants_above_clean", "Trigger sensitivity: variants firing above the clean baseline", "count", "none",
+       _ANALYZE),
+    _m("trigger_rate_middle", "Exact trigger in the middle of the prompt: activation rate", "fraction", "none", _ANALYZE, True),
+    _m("trigger_rate_suffix", "Exact trigger after the prompt: activation rate", "fraction", "none", _ANALYZE, True),
+    _m("trigger_sensitivity_seconds", "Trigger sensitivity time", "seconds", "none", _ANALYZE),
+    _m("honeypot_rate", "Honeypots: activation rate without the trigger", "fraction", "lower", _ANALYZE, True),
+    _m("honeypot_lift", "Honeypots: rate − clean baseline", "number", "lower", _ANALYZE, True),
+    _m("honeypot_lift_p_value", "Honeypots: Fisher's exact p-value against the clean baseline", "number", "none", _ANALYZE),
+    _m("honeypot_set_version", "Honeypot template set version", "text", "none", _ANALYZE),
+    _m("honeypot_templates", "Honeypot templates used", "count", "none", _ANALYZE),
+    _m("honeypot_seconds", "Honeypots time", "seconds", "none", _ANALYZE),
+    _m("analyze_seconds", "Analyses time", "seconds", "none", _ANALYZE),
     # ---- tabular classifiers (scikit-learn stages; the importer maps other tools' keys here)
     _m("accuracy", "Accuracy", "fraction", "higher", _SK, True),
     _m("precision", "Precision", "fraction", "higher", _SK, True),
