@@ -10,6 +10,10 @@
   ``mount_tmp_dir=False``, an environment with no secrets, pool ``gpu``, host networking, run as
   the uid:gid of ``VIGIL_STAGE_USER``
   (:class:`~vigil.airflow.operators.docker_stage.StageDockerOperator`).
+- ``kubernetes``: a pod of the gpu-trainer image with ``nvidia.com/gpu`` limits, the GPU node
+  selector and tolerations of ``VIGIL_K8S_*`` for a GPU stage, the artifact store's claim mounted
+  at the same path, pool ``gpu``
+  (:class:`~vigil.airflow.operators.kubernetes_stage.StageKubernetesPodOperator`).
 
 The runner is a setting, not a DAG edit. ``device_requests`` is not serialized by Airflow:
 workers re-parse the DAG file, so the dag-processor and the workers must see the same setting.
@@ -102,6 +106,9 @@ def stage_operator(
     if settings.stage_runner == "docker":
         return _docker_operator(stage, spec_path=spec_path, out_dir=out_dir, task_id=task_id, settings=settings,
                                 stage_arg=stage_arg, **kwargs)
+    if settings.stage_runner == "kubernetes":
+        return _kubernetes_operator(stage, spec_path=spec_path, out_dir=out_dir, task_id=task_id, settings=settings,
+                                    stage_arg=stage_arg, **kwargs)
     from vigil.airflow.operators.local_stage import LocalStageOperator
 
     return LocalStageOperator(
@@ -144,6 +151,34 @@ def _docker_operator(stage: Stage, *, spec_path: Any, out_dir: Any, task_id: str
         mem_limit=stage.resources.mem_limit,
         shm_size=stage.resources.shm_size,
         tty=False,
+        **kwargs,
+    )
+
+
+def _kubernetes_operator(stage: Stage, *, spec_path: Any, out_dir: Any, task_id: str, settings: Settings,
+                         stage_arg: Any = None, **kwargs: Any):
+    # Imported only for the kubernetes runner: the provider pulls the kubernetes client.
+    from vigil.airflow.operators.kubernetes_stage import StageKubernetesPodOperator
+
+    k8s = settings.kubernetes
+    kwargs.setdefault("pool", stage.resources.pool)
+    return StageKubernetesPodOperator(
+        task_id=task_id,
+        command=stage_command(stage, spec_path, out_dir, stage_arg=stage_arg),
+        stage_name=stage.name,
+        image=settings.trainer_image,
+        namespace=k8s.namespace,
+        artifacts_path=str(settings.artifacts_dir),
+        artifacts_pvc=k8s.artifacts_pvc,
+        gpu_count=settings.gpu_count if stage.resources.gpu else 0,
+        gpu_node_selector=dict(k8s.gpu_node_selector),
+        gpu_tolerations=[(t.key, t.value, t.effect) for t in k8s.gpu_tolerations],
+        cpus=stage.resources.cpus,
+        mem_limit=stage.resources.mem_limit,
+        shm_size=stage.resources.shm_size,
+        stage_env=STAGE_ENV,
+        service_account=k8s.service_account,
+        kubernetes_conn_id=k8s.conn_id,
         **kwargs,
     )
 
