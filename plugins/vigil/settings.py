@@ -10,6 +10,7 @@
 | VIGIL_STAGE_USER | auto | uid:gid a stage container runs as; auto = the worker's own, or 1000:1000 when the worker is root |
 | VIGIL_GPU_POOL_SLOTS | 1 | size of the Airflow pool `gpu` (concurrent GPU stages) |
 | VIGIL_DOCKER_URL | unix://var/run/docker.sock | Docker API the docker runner talks to |
+| VIGIL_CELERY_BROKER_URL | unset (required by `vigil airflow --executor celery` and `vigil worker`) | Celery broker: redis://HOST:6379/0 or amqp://USER:PASS@HOST:5672// |
 | VIGIL_K8S_NAMESPACE | default | namespace of the kubernetes runner's stage pods |
 | VIGIL_K8S_ARTIFACTS_PVC | unset (required by the kubernetes runner) | PersistentVolumeClaim (ReadWriteMany) holding the artifact store, mounted in each pod at the same path |
 | VIGIL_K8S_GPU_NODE_SELECTOR | unset | GPU stage pods' node selector: `key=value[,key=value...]` |
@@ -35,6 +36,7 @@ from contract.errors import UserError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 RUNNERS = ("local", "docker", "kubernetes")
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 # Kubernetes names: a label key (optional DNS-subdomain prefix + "/" + name), a label value, a
 # DNS-1123 label (namespaces) and a DNS-1123 subdomain (claims, service accounts).
@@ -88,6 +90,14 @@ class Settings:
     import_roots: tuple[Path, ...]
     import_max_bytes: int
     kubernetes: KubernetesSettings = KubernetesSettings()
+    celery_broker_url: str | None = None
+
+    def require_broker(self) -> str:
+        """The Celery broker URL; a SettingsError saying how to set it when it is missing."""
+        if not self.celery_broker_url:
+            raise SettingsError("the CeleryExecutor needs a broker: set VIGIL_CELERY_BROKER_URL, e.g. "
+                                "redis://127.0.0.1:6379/0 or amqp://guest:guest@127.0.0.1:5672//")
+        return self.celery_broker_url
 
     @property
     def embedded(self) -> bool:
@@ -185,6 +195,17 @@ def _kubernetes(runner: str, gpu_count: int) -> KubernetesSettings:
     return k8s
 
 
+def _broker_url() -> str | None:
+    raw = (os.environ.get("VIGIL_CELERY_BROKER_URL") or "").strip()
+    if not raw:
+        return None
+    scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+    if scheme not in BROKER_SCHEMES:
+        raise SettingsError(f"VIGIL_CELERY_BROKER_URL must start with one of {', '.join(s + '://' for s in BROKER_SCHEMES)} "
+                            f"(Redis or RabbitMQ), got {scheme + '://' if scheme else 'no scheme'}; e.g. redis://127.0.0.1:6379/0")
+    return raw
+
+
 def get_settings() -> Settings:
     data_dir = Path(os.environ.get("VIGIL_DATA_DIR") or REPO_ROOT / "var").expanduser().resolve()
     runner = os.environ.get("VIGIL_STAGE_RUNNER", "local").strip().lower() or "local"
@@ -214,6 +235,7 @@ def get_settings() -> Settings:
         import_roots=roots,
         import_max_bytes=_int("VIGIL_IMPORT_MAX_BYTES", 50 * 1024 * 1024, minimum=1),
         kubernetes=_kubernetes(runner, gpu_count),
+        celery_broker_url=_broker_url(),
     )
 
 

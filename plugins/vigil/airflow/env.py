@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from vigil.settings import REPO_ROOT, Settings, get_settings
+from vigil.settings import REPO_ROOT, Settings, SettingsError, get_settings
 from vigil.storage.db import airflow_url, ensure_database
 
 
@@ -52,8 +52,64 @@ def airflow_environ(settings: Settings | None = None) -> dict[str, str]:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(settings.data_dir / "airflow-passwords.json")),
         "VIGIL_DATA_DIR": str(settings.data_dir),
     }
-    env.update(_secrets(settings))
+    # Secrets given in the environment win over the generated file: every process of a fleet
+    # (api-server, workers with their own VIGIL_DATA_DIR) must share the same JWT secret and key.
+    env.update({k: v for k, v in _secrets(settings).items() if not os.environ.get(k)})
     return env
+
+
+EXECUTORS = ("local", "celery")
+
+
+class BrokerUnreachable(SettingsError):
+    """The Celery broker does not answer; the message names it (without its password) and the fix."""
+
+
+def safe_broker_url(url: str) -> str:
+    """The broker URL with any password masked (for messages and logs)."""
+    from kombu.utils.url import maybe_sanitize_url
+
+    return maybe_sanitize_url(url)
+
+
+def check_broker(url: str, timeout: float = 5.0) -> None:
+    """Connect to the broker once; :class:`BrokerUnreachable` when it does not answer."""
+    from kombu import Connection
+
+    conn = Connection(url, connect_timeout=timeout, transport_options={"max_retries": 0})
+    try:
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
+    except Exception as e:  # kombu raises the transport's own errors (redis, amqp, socket)
+        reason = (str(e).replace(url, safe_broker_url(url)) or type(e).__name__).rstrip(". ")
+        raise BrokerUnreachable(
+            f"the Celery broker {safe_broker_url(url)} (VIGIL_CELERY_BROKER_URL) is not reachable: {reason}. "
+            "Start Redis (port 6379) or RabbitMQ (port 5672) there, or point VIGIL_CELERY_BROKER_URL at one "
+            "that runs, e.g. redis://127.0.0.1:6379/0 or amqp://guest:guest@127.0.0.1:5672//") from None
+    finally:
+        conn.release()
+
+
+def executor_environ(executor: str, settings: Settings | None = None, *, metadata_url: str | None = None,
+                     check: bool = True) -> dict[str, str]:
+    """Airflow variables for ``executor``: ``local`` (the LocalExecutor, airflow.cfg's) or ``celery``
+    (the CeleryExecutor, broker from VIGIL_CELERY_BROKER_URL, checked unless ``check`` is False,
+    result backend the metadata database)."""
+    if executor not in EXECUTORS:
+        raise SettingsError(f"--executor {executor!r}: use one of {', '.join(EXECUTORS)}")
+    if executor == "local":
+        return {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
+    settings = settings or get_settings()
+    broker = settings.require_broker()
+    if check:
+        check_broker(broker)
+    metadata = metadata_url or os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or airflow_url(settings)
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": broker,
+        # Task states go to the metadata database: nothing else to run or back up.
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata,
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": "default",
+    }
 
 
 def prepare_airflow(settings: Settings | None = None, quiet: bool = True) -> dict[str, str]:

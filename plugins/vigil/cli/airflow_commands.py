@@ -36,12 +36,30 @@ def _ensure_pool(env: dict[str, str]) -> None:
                    env=env, check=True, stdout=subprocess.DEVNULL)
 
 
+def _executor_env(executor: str, env: dict[str, str], check: bool = True) -> dict[str, str]:
+    """The executor's variables, or a clear error (bad --executor, no broker, broker down)."""
+    from vigil.airflow.env import executor_environ
+    from vigil.settings import SettingsError
+
+    try:
+        return executor_environ(executor, metadata_url=env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], check=check)
+    except SettingsError as e:
+        typer.secho(f"vigil: error: {e}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
+
+
 def airflow_cmd(
     port: int = typer.Option(8080, help="Port of the Airflow UI and API."),
     parallelism: int = typer.Option(4, min=1, help="Task slots (AIRFLOW__CORE__PARALLELISM); 4 suits 2 cores."),
+    executor: str = typer.Option("local", help="local (LocalExecutor: tasks run here) or celery (CeleryExecutor: "
+                                               "tasks go to the broker VIGIL_CELERY_BROKER_URL; start workers with "
+                                               "`vigil worker`)."),
 ) -> None:
     """Start Airflow on localhost (api-server, scheduler, dag-processor, triggerer). Ctrl-C stops all."""
+    # A bad --executor, a missing or an unreachable broker is said before anything starts.
+    _executor_env(executor, {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://unused"})
     env = _prepare()
+    env.update(_executor_env(executor, env, check=False))
     env["AIRFLOW__CORE__PARALLELISM"] = str(parallelism)
     env["AIRFLOW__API__PORT"] = str(port)
     env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://localhost:{port}/execution/")
@@ -64,6 +82,11 @@ def airflow_cmd(
             _wait_healthy(port, procs["api-server"], logs)
     pw_file = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
     typer.echo(f"Airflow starting on http://localhost:{port}  (logs: {logs})")
+    if executor == "celery":
+        from vigil.airflow.env import safe_broker_url
+
+        typer.echo(f"CeleryExecutor: broker {safe_broker_url(env['AIRFLOW__CELERY__BROKER_URL'])}; start workers with "
+                   "`vigil worker --queues default,gpu`")
     stopping = {"flag": False}
 
     def stop(signum, frame):
@@ -86,6 +109,39 @@ def airflow_cmd(
     finally:
         _stop_all(procs)
     raise typer.Exit(0 if stopping["flag"] else 1)
+
+
+def worker(
+    queues: str = typer.Option("default,gpu", help="Comma-separated Celery queues to serve: default (CPU work), "
+                                                   "gpu (the GPU stages of contract/stages.py), or both."),
+    concurrency: int = typer.Option(2, min=1, help="Tasks this worker runs at once."),
+    hostname: str = typer.Option(None, help="Celery worker name (default: celery@<host>); set it when several "
+                                            "workers share a host."),
+    api_url: str = typer.Option(None, help="The api-server's execution API (default: "
+                                           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL, else http://localhost:8080/execution/)."),
+) -> None:
+    """Start a Celery worker for `vigil airflow --executor celery` (broker: VIGIL_CELERY_BROKER_URL)."""
+    import re
+
+    from vigil.airflow.env import airflow_environ, safe_broker_url
+
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    bad = [q for q in names if not re.fullmatch(r"[A-Za-z0-9_.-]+", q)]
+    if not names or bad:
+        typer.secho(f"vigil: error: --queues {queues!r}: give comma-separated queue names, e.g. default,gpu",
+                    err=True, fg=typer.colors.RED)
+        raise typer.Exit(2)
+    # No migrations here: the scheduler's `vigil airflow` owns the schema; a worker only connects.
+    env = {**os.environ, **airflow_environ()}
+    env.update(_executor_env("celery", env))
+    env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = (api_url or os.environ.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL")
+                                                      or "http://localhost:8080/execution/")
+    args = [_airflow_bin(), "celery", "worker", "--queues", ",".join(names), "--concurrency", str(concurrency)]
+    if hostname:
+        args += ["--celery-hostname", hostname]
+    typer.echo(f"Celery worker on queues {','.join(names)} (broker {safe_broker_url(env['AIRFLOW__CELERY__BROKER_URL'])})")
+    sys.stdout.flush()
+    os.execve(args[0], args, env)  # the worker is this process: signals reach Celery directly
 
 
 def _stop_all(procs: dict[str, subprocess.Popen], grace: float = 30.0) -> None:

@@ -20,6 +20,7 @@ from vigil.cli import airflow_commands  # noqa: E402  (light: heavy imports live
 
 app.command("airflow")(airflow_commands.airflow_cmd)
 app.command("demo")(airflow_commands.demo)
+app.command("worker")(airflow_commands.worker)
 app.command("airflow-cli", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
     airflow_commands.airflow_cli
 )
