@@ -224,12 +224,17 @@ def models_lineage(ref: str = typer.Argument(..., help="NAME:VERSION (or NAME fo
 
 @models_app.command("verify")
 def models_verify(ref: str = typer.Argument(..., help="NAME:VERSION")) -> None:
-    """Re-hash a version's artifact and compare with the registered sha256."""
+    """Re-hash a version's artifact and compare with the registered sha256 (read through
+    VIGIL_STORAGE_URL's store, credentials from VIGIL_STORAGE_CONN_ID, for an s3:// artifact)."""
     from vigil.registry.versions import RegistryError
+    from vigil.settings import SettingsError
+    from vigil.storage.objects import StorageError, default_store
 
     try:
-        result = _registry().verify_hashes(ref)
-    except RegistryError as e:
+        from vigil.airflow.storage_conn import storage_options
+
+        result = _registry().verify_hashes(ref, store=default_store(storage_options=storage_options()))
+    except (RegistryError, StorageError, SettingsError) as e:
         fail(str(e))
     _dump(result)
     if not result["ok"]:

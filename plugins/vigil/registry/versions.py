@@ -459,10 +459,27 @@ class Registry:
         with self.engine.connect() as c:
             return bool(c.execute(sa.text(q + ")"), params).scalar())
 
-    def verify_hashes(self, ref: str) -> dict[str, Any]:
-        """Re-hash the artifact on disk and compare with the registered sha256."""
+    def verify_hashes(self, ref: str, store: Any = None) -> dict[str, Any]:
+        """Re-hash the artifact and compare with the registered sha256. An artifact registered by URL
+        in an object store (``s3://...``) is read through the storage layer (``store``, default
+        ``VIGIL_STORAGE_URL``'s): downloaded afresh into a temporary folder, never from a cache."""
         v = self.get(ref)
-        p = Path(v.artifact_uri)
+        uri = v.artifact_uri
+        if "://" in uri and not uri.startswith("file://"):
+            import tempfile
+
+            from vigil.storage.objects import StorageError, default_store
+
+            if v.sha256 is None:
+                return {"ref": v.ref, "ok": False, "artifact_uri": uri, "problem": "no registered sha256 to check"}
+            with tempfile.TemporaryDirectory(prefix="vigil-verify-") as scratch:
+                try:
+                    (store or default_store()).fetch(uri, v.sha256, scratch)
+                except StorageError as e:
+                    return {"ref": v.ref, "ok": False, "artifact_uri": uri, "expected": v.sha256, "problem": str(e)}
+            return {"ref": v.ref, "ok": True, "artifact_uri": uri, "expected": v.sha256, "actual": v.sha256,
+                    "problem": None}
+        p = Path(uri.removeprefix("file://"))
         if not p.exists():
             return {"ref": v.ref, "ok": False, "artifact_uri": v.artifact_uri, "problem": "artifact is missing"}
         actual = sha256_path(p)
