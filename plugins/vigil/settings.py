@@ -11,6 +11,8 @@
 | VIGIL_GPU_POOL_SLOTS | 1 | size of the Airflow pool `gpu` (concurrent GPU stages) |
 | VIGIL_DOCKER_URL | unix://var/run/docker.sock | Docker API the docker runner talks to |
 | VIGIL_CELERY_BROKER_URL | unset (required by `vigil airflow --executor celery` and `vigil worker`) | Celery broker: redis://HOST:6379/0 or amqp://USER:PASS@HOST:5672// |
+| VIGIL_STORAGE_URL | file://$VIGIL_DATA_DIR | object store of artifacts and the Parquet warehouse (s3://bucket/prefix, any fsspec scheme; read by vigil.storage.objects) |
+| VIGIL_STORAGE_CONN_ID | unset | Airflow connection with the store's credentials (read by vigil.airflow.storage_conn) |
 | VIGIL_K8S_NAMESPACE | default | namespace of the kubernetes runner's stage pods |
 | VIGIL_K8S_ARTIFACTS_PVC | unset (required by the kubernetes runner) | PersistentVolumeClaim (ReadWriteMany) holding the artifact store, mounted in each pod at the same path |
 | VIGIL_K8S_GPU_NODE_SELECTOR | unset | GPU stage pods' node selector: `key=value[,key=value...]` |

@@ -121,3 +121,14 @@ def test_vigil_worker_joins_the_broker_on_its_queues(broker, tmp_path):
                 proc.wait()
         log.close()
     assert "hunter2" not in (tmp_path / "worker.log").read_text()
+
+
+def test_secrets_given_in_the_environment_win_over_the_generated_file(tmp_path, monkeypatch):
+    """Workers with their own VIGIL_DATA_DIR must share the api-server's JWT secret and Fernet key."""
+    from vigil.airflow.env import airflow_environ
+
+    monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path / "worker-scratch"))
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "the-fleet-secret")
+    env = airflow_environ()
+    assert "AIRFLOW__API_AUTH__JWT_SECRET" not in env  # the environment's value stays
+    assert env["AIRFLOW__CORE__FERNET_KEY"]  # what the environment lacks still comes from the file
