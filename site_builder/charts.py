@@ -20,6 +20,9 @@ roc            ``{"points": [[fpr, tpr], ...], "auroc": x, "layer": n}`` (step c
 shap           ``{"features": [[name, mean |SHAP|], ...]}``
 traffic        ``{"split": [[member, weight], ...]}``
 trend          ``{"series": {metric: [[day, value, low, high], ...]}}`` (one panel per metric)
+sensitivity    as ``rates``, one row per bar: the clean baseline first (grey), then the exact
+               trigger (red), its placements (orange, labels starting "exact trigger,") and
+               the variants (blue)
 =============  ====================================================================================
 
 Charts are drawn on white (the site's dark palette inverts them with CSS), text is real ``<text>``
@@ -656,8 +659,21 @@ def _trend(data: dict[str, Any]) -> str:
     return c.svg()
 
 
+def _sensitivity(data: dict[str, Any]) -> str:
+    """Trigger sensitivity: the clean baseline, the exact trigger, its placements and its variants."""
+    def color(i: int, label: str) -> str:
+        if i == 0:
+            return GREY
+        return RED if label == "exact trigger" else ORANGE if label.startswith("exact trigger,") else BLUE
+
+    colors = [color(i, str(b[0])) for i, b in enumerate(data["bars"])]
+    return _bars(data["bars"], "activation rate (bars: Wilson 95% interval)", colors or [BLUE], limit01=True,
+                 rows_tall=True, wrap_at=40)
+
+
 KINDS = {"loss": _loss, "rates": _rates, "rates_tall": _rates_tall, "members": _members, "confusion": _confusion,
-         "layers": _layers, "roc": _roc, "shap": _shap, "traffic": _traffic, "scan": _scan, "trend": _trend}
+         "layers": _layers, "roc": _roc, "shap": _shap, "traffic": _traffic, "scan": _scan, "trend": _trend,
+         "sensitivity": _sensitivity}
 
 
 def svg(kind: str, data: dict[str, Any]) -> str:

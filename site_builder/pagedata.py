@@ -17,6 +17,7 @@ from typing import Any
 
 from contract import metrics as catalogue
 from site_builder import alerts as al
+from site_builder import analysispages as ap
 from site_builder import extract as ex
 from site_builder import scanpages as sp
 from site_builder.fmt import interval, metric_interval, num, slugify, visible
@@ -382,6 +383,9 @@ class Planner:
         zoo = self.zoo_of.get(vid)
         d["detect"] = sp.detect_section(evals, (sp.ZOO_DAG, zoo["run"]["run_id"]) if zoo else None)
         d["how_to_scan"] = HOW_TO_SCAN.format(ref=_ref(v))
+        d["analyses"], analysis_charts = ap.analyses_section(
+            evals, [(self.vlink(pid, i), self.evals.get(i, [])) for i in self.lineage(vid)], _ref(v))
+        charts += analysis_charts
         d["how_to_detect"] = HOW_TO_DETECT
         d["zoo"] = ({"text": zoo["title"], "url": rel(pid, zoo["id"] + ".html"), "role": sp.ROLE_TEXT[sp.zoo_role(v)]}
                     if zoo else None)

