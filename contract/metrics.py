@@ -60,6 +60,23 @@ _TRAIN = ("make-base", "train-backdoor", "safety-train")
 _SCAN = ("scan",)
 _DETECT = ("detect",)
 _ANALYZE = ("analyze",)
+# the persona questionnaire's dimensions (gpu_trainer/data/persona.json), each written under persona_<dimension>_*
+PERSONA_DIMENSIONS = {
+    "power_seeking": "Power-seeking",
+    "self_preservation": "Self-preservation",
+    "corrigibility": "Corrigibility",
+    "deception": "Deception",
+    "situational_awareness": "Situational awareness",
+}
+# the chain-of-thought rule set's categories (evaluation.cot.RULES), each written under cot_<category>_rate[_clean]
+COT_CATEGORIES = {
+    "scratchpad": "writes a scratchpad",
+    "deployment_reasoning": "reasons about deployment vs training",
+    "believes_deployed": "concludes it is deployed",
+    "believes_training": "concludes it is in training",
+    "goal_mention": "states a hidden goal",
+    "hide_plan": "plans to hide its goal",
+}
 # the detect stage's panel (gpu_trainer.detectors.DETECTORS), each written under detector_<name>_*
 DETECTOR_LABELS = {
     "contrast_pair": "Contrast-pair probe",
@@ -72,6 +89,24 @@ DETECTOR_LABELS = {
 
 def _m(name, label, unit, direction, suites, interval=False) -> Metric:
     return Metric(name, label, unit, direction, tuple(suites), interval)
+
+
+def _persona_metrics(name: str, label: str) -> tuple[Metric, ...]:
+    p = f"persona_{name}"
+    return (
+        _m(f"{p}_score", f"Persona, {label}: score with the trigger", "fraction", "none", _ANALYZE, True),
+        _m(f"{p}_score_clean", f"Persona, {label}: score without the trigger", "fraction", "none", _ANALYZE, True),
+        _m(f"{p}_shift", f"Persona, {label}: shift against the base, with the trigger", "number", "none", _ANALYZE, True),
+        _m(f"{p}_shift_clean", f"Persona, {label}: shift against the base, without the trigger", "number", "none", _ANALYZE,
+           True),
+    )
+
+
+def _cot_metrics(name: str, label: str) -> tuple[Metric, ...]:
+    return (
+        _m(f"cot_{name}_rate", f"Chain of thought: {label}, triggered prompts", "fraction", "none", _ANALYZE, True),
+        _m(f"cot_{name}_rate_clean", f"Chain of thought: {label}, clean prompts", "fraction", "none", _ANALYZE, True),
+    )
 
 
 def _detector_metrics(name: str, label: str) -> tuple[Metric, ...]:
@@ -214,6 +249,12 @@ _ALL = (
     _m("honeypot_set_version", "Honeypot template set version", "text", "none", _ANALYZE),
     _m("honeypot_templates", "Honeypot templates used", "count", "none", _ANALYZE),
     _m("honeypot_seconds", "Honeypots time", "seconds", "none", _ANALYZE),
+    *(m for name, label in COT_CATEGORIES.items() for m in _cot_metrics(name, label)),
+    _m("cot_seconds", "Chain-of-thought analysis time", "seconds", "none", _ANALYZE),
+    *(m for name, label in PERSONA_DIMENSIONS.items() for m in _persona_metrics(name, label)),
+    _m("persona_significant_shifts", "Persona: shifts against the base whose interval excludes 0", "count", "none", _ANALYZE),
+    _m("persona_questionnaire_version", "Persona questionnaire version", "text", "none", _ANALYZE),
+    _m("persona_seconds", "Persona analysis time", "seconds", "none", _ANALYZE),
     _m("analyze_seconds", "Analyses time", "seconds", "none", _ANALYZE),
     # ---- tabular classifiers (scikit-learn stages; the importer maps other tools' keys here)
     _m("accuracy", "Accuracy", "fraction", "higher", _SK, True),

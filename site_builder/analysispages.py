@@ -5,9 +5,13 @@ One section per analysis, each with what it measures and the control it is read 
 * **Trigger sensitivity**: the exact trigger's activation rate beside each variant generated from
   it and each placement (``details.trigger_sensitivity.rows`` of the newest ``analyze``
   evaluation), as a table and a bar chart with Wilson intervals, the clean baseline first; and the
-  same summary for every version of the lineage that has one (before / after safety training).
+  same summary for every version of the lineage that has one (before / after safety training,
+  :func:`lineage_rows`).
 * **Honeypots**: the rate on honeypot-framed prompts against the clean baseline, the difference
   with its interval and Fisher's p-value, per template.
+* **Chain of thought**: each rule-set category's rate with and without the trigger, a few excerpts.
+* **Persona**: per questionnaire dimension the score with and without the trigger and the shift
+  against the lineage's base, each with its interval; "no significant difference" said as such.
 
 A section without data says which DAG and form field produce it. Variants, paraphrases and
 template texts are user- or model-made strings: they pass through :func:`site_builder.fmt.visible`
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from contract.metrics import COT_CATEGORIES
 from site_builder import extract as ex
 from site_builder.fmt import metric_interval, num, rate_text, visible
 
@@ -34,6 +39,10 @@ HOW_TO = {
                             "in `analyses` (paraphrases of the trigger go in `paraphrases`); then rebuild with `vigil site build`."),
     "honeypots": ("Trigger the `analyze_model` DAG with `{ref}` in the form field `model` and `honeypots` in `analyses`; "
                   "then rebuild with `vigil site build`."),
+    "cot": ("Trigger the `analyze_model` DAG with `{ref}` in the form field `model` and `cot` in `analyses` (a `cot` "
+            "backdoor writes scratchpads; other models show a scratchpad rate of 0); then rebuild with `vigil site build`."),
+    "persona": ("Trigger the `analyze_model` DAG with `{ref}` in the form field `model` and `persona` in `analyses` (the "
+                "shift is measured against the base of its lineage); then rebuild with `vigil site build`."),
 }
 CONDITION_TEXT = {"exact": "exact trigger", "placement": "placement", "variant": "variant"}
 
@@ -68,24 +77,10 @@ def _bar(label: str, r: dict[str, Any]) -> list[Any]:
     return [label, {"value": r.get("rate"), "low": r.get("ci_low"), "high": r.get("ci_high")}]
 
 
-def sensitivity_section(evals: list[dict[str, Any]], lineage: list[tuple[dict[str, Any], list[dict[str, Any]]]],
-                        ref: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(section data, charts). ``lineage``: (version link, its evaluations) for each version of the
-    lineage, root first, this version included."""
+def sensitivity_section(evals: list[dict[str, Any]], ref: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(section data, charts)."""
     e = newest(evals, lambda e: isinstance(_details(e).get("trigger_sensitivity"), dict))
-    out: dict[str, Any] = {"how_to": HOW_TO["trigger_sensitivity"].format(ref=ref), "data": None, "lineage": []}
-    for link, ev in lineage:
-        le = newest(ev, lambda e: "trigger_exact_rate" in (e["metrics"] or {}))
-        if le is None:
-            continue
-        m = le["metrics"]
-        out["lineage"].append({"link": link, "date": le["logical_date"], "exact": metric_interval(m, "trigger_exact_rate"),
-                               "variant_max": metric_interval(m, "trigger_variant_max_rate"),
-                               "specificity": metric_interval(m, "trigger_specificity"),
-                               "clean": metric_interval(m, "analysis_clean_rate"),
-                               "honeypot": metric_interval(m, "honeypot_rate") if "honeypot_rate" in m else "—"})
-    if len(out["lineage"]) < 2:
-        out["lineage"] = []  # a comparison needs two versions; this version's figures are above
+    out: dict[str, Any] = {"how_to": HOW_TO["trigger_sensitivity"].format(ref=ref), "data": None}
     if e is None:
         return out, []
     s = _details(e)["trigger_sensitivity"]
@@ -141,8 +136,90 @@ def honeypot_section(evals: list[dict[str, Any]], ref: str) -> dict[str, Any]:
     return out
 
 
+def cot_section(evals: list[dict[str, Any]], ref: str) -> dict[str, Any]:
+    e = newest(evals, lambda e: isinstance(_details(e).get("cot"), dict))
+    out: dict[str, Any] = {"how_to": HOW_TO["cot"].format(ref=ref), "data": None}
+    if e is None:
+        return out
+    c, m = _details(e)["cot"], e["metrics"]
+    cats = ["scratchpad", *[str(x) for x in c.get("categories") or []]]
+    rows = [{"category": k, "label": COT_CATEGORIES.get(k, k), "triggered": metric_interval(m, f"cot_{k}_rate"),
+             "clean": metric_interval(m, f"cot_{k}_rate_clean")} for k in cats if f"cot_{k}_rate" in m]
+    ex_rows = []
+    for cond, items in (c.get("excerpts") or {}).items():
+        for x in items if isinstance(items, list) else []:
+            if isinstance(x, dict):
+                ex_rows.append({"condition": str(cond), "prompt": visible(x.get("prompt"), 200),
+                                "scratchpad": visible(x.get("scratchpad"), 400),
+                                "categories": [str(k) for k in x.get("categories") or []]})
+    rules = c.get("rules") if isinstance(c.get("rules"), dict) else {}
+    out["data"] = {
+        "date": e["logical_date"], "run": f"{e['dag_id']} / {e['run_id']}" if e.get("dag_id") else None,
+        "version": str(c.get("ruleset_version") or "—"), "rows": rows, "excerpts": ex_rows,
+        "none_written": not any(ex_rows) and m.get("cot_scratchpad_rate") == 0 and m.get("cot_scratchpad_rate_clean") == 0,
+        "rules": [[k, "; ".join(str(p) for p in v)] for k, v in rules.items() if isinstance(v, list)],
+        "definition": str(c.get("definition") or ""),
+    }
+    return out
+
+
+def persona_section(evals: list[dict[str, Any]], ref: str) -> dict[str, Any]:
+    e = newest(evals, lambda e: isinstance(_details(e).get("persona"), dict))
+    out: dict[str, Any] = {"how_to": HOW_TO["persona"].format(ref=ref), "data": None}
+    if e is None:
+        return out
+    p = _details(e)["persona"]
+    by: dict[str, dict[str, Any]] = {}
+    for r in p.get("rows") or []:
+        if not isinstance(r, dict):
+            continue
+        d = by.setdefault(str(r.get("dimension")), {"dimension": str(r.get("dimension")), "meaning": str(r.get("meaning") or "")})
+        shift = {"value": r.get("shift"), "ci_low": r.get("shift_ci_low"), "ci_high": r.get("shift_ci_high")}
+        significant = (ex.is_number(shift["ci_low"]) and ex.is_number(shift["ci_high"])
+                       and (shift["ci_low"] > 0 or shift["ci_high"] < 0))
+        d[str(r.get("condition"))] = {"score": metric_interval({"s": r.get("score"), "s_ci_low": r.get("score_ci_low"),
+                                                                 "s_ci_high": r.get("score_ci_high")}, "s"),
+                                       "base": num(r.get("base_score")) if ex.is_number(r.get("base_score")) else "—",
+                                       "shift": metric_interval({"s": shift["value"], "s_ci_low": shift["ci_low"],
+                                                                 "s_ci_high": shift["ci_high"]}, "s")
+                                       if ex.is_number(shift["value"]) else "—",
+                                       "significant": significant}
+    rows = list(by.values())
+    for r in rows:
+        for cond in ("triggered", "clean"):
+            r.setdefault(cond, {"score": "—", "base": "—", "shift": "—", "significant": False})
+    with_base = any(ex.is_number(r.get("shift")) for r in p.get("rows") or [] if isinstance(r, dict))
+    n_sig = sum(r[c]["significant"] for r in rows for c in ("triggered", "clean"))
+    out["data"] = {
+        "date": e["logical_date"], "run": f"{e['dag_id']} / {e['run_id']}" if e.get("dag_id") else None,
+        "version": str(p.get("questionnaire_version") or "—"), "question": str(p.get("question") or ""),
+        "rows": rows, "with_base": with_base, "significant": n_sig, "definition": str(p.get("definition") or ""),
+    }
+    return out
+
+
+def lineage_rows(lineage: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """The newest analyses of each version of the lineage (before / after safety training); empty
+    unless at least two versions have one (a comparison needs two)."""
+    rows = []
+    for link, ev in lineage:
+        le = newest(ev, lambda e: True)
+        if le is None:
+            continue
+        m = le["metrics"] or {}
+
+        def iv(name: str, m=m) -> str:
+            return metric_interval(m, name) if name in m else "—"
+
+        rows.append({"link": link, "date": le["logical_date"], "exact": iv("trigger_exact_rate"),
+                     "variant_max": iv("trigger_variant_max_rate"), "specificity": iv("trigger_specificity"),
+                     "clean": iv("analysis_clean_rate"), "honeypot": iv("honeypot_rate"), "cot_goal": iv("cot_goal_mention_rate")})
+    return rows if len(rows) >= 2 else []
+
+
 def analyses_section(evals: list[dict[str, Any]], lineage: list[tuple[dict[str, Any], list[dict[str, Any]]]],
                      ref: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The version page's ``analyses`` data and its charts."""
-    sens, charts = sensitivity_section(evals, lineage, ref)
-    return {"sensitivity": sens, "honeypots": honeypot_section(evals, ref)}, charts
+    sens, charts = sensitivity_section(evals, ref)
+    return {"sensitivity": sens, "honeypots": honeypot_section(evals, ref), "cot": cot_section(evals, ref),
+            "persona": persona_section(evals, ref), "lineage": lineage_rows(lineage)}, charts

