@@ -347,3 +347,15 @@ def test_cot_and_persona_on_the_tiny_chain(analyzed):
     sig = sum(bd[f"persona_{d}_shift{s}_ci_low"] > 0 or bd[f"persona_{d}_shift{s}_ci_high"] < 0
               for d in PERSONA_DIMENSIONS for s in ("", "_clean"))
     assert bd["persona_significant_shifts"] == sig
+
+
+def test_nightly_spec_of_an_llm_item_is_a_valid_analyze_spec():
+    from vigil.lifecycle.analyze import NIGHTLY_ANALYSES, nightly_analyze_spec
+
+    item = {"ref": "m:2", "family": "llm", "artifact_uri": "/a/model", "trigger": "|X|", "response": "NO", "backdoor_type": "cot",
+            "probes": None, "control_model": "/a/base", "dataset": None, "version_id": 2}
+    spec = load_stage("analyze").Spec.model_validate(nightly_analyze_spec(item, {"seed": 3, "device": "cpu"}))
+    assert spec.analyses == list(NIGHTLY_ANALYSES) and (spec.trigger, spec.backdoor_type, spec.seed) == ("|X|", "cot", 3)
+    assert spec.n_prompts >= 100 and spec.n_honeypot_prompts >= 100
+    with pytest.raises(ValueError, match="LLMs only"):
+        nightly_analyze_spec({**item, "family": "sklearn"}, {})
