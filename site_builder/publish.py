@@ -423,7 +423,8 @@ def build_site(engine=None, site_dir=None, *, pdf: bool = True, parquet_dir=None
 
     engine: warehouse engine (default ``vigil.storage.db.get_engine()``); site_dir: MkDocs project and
     output (default ``get_settings().site_dir``); pdf: also render the PDFs; parquet_dir: the
-    Parquet store (default ``get_settings().parquet_dir``); workers: render processes (default:
+    Parquet store (default the storage layer's: ``get_settings().parquet_dir``, or ``warehouse/`` of
+    ``VIGIL_STORAGE_URL``'s object store); workers: render processes (default:
     CPU count, at most 4).
     """
     t0 = time.perf_counter()
@@ -435,7 +436,12 @@ def build_site(engine=None, site_dir=None, *, pdf: bool = True, parquet_dir=None
 
         engine = get_engine()
     site_dir = Path(site_dir or settings.site_dir).resolve()
-    parquet_dir = Path(parquet_dir or settings.parquet_dir)
+    if parquet_dir is None:  # the warehouse's Parquet through the storage layer (local, or VIGIL_STORAGE_URL's store)
+        from vigil.storage.parquet_store import default_store
+
+        parquet_dir = default_store()
+    else:
+        parquet_dir = Path(parquet_dir)
     workers = workers or min(4, os.cpu_count() or 1)
     timings: dict[str, float] = {}
 

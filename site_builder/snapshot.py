@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import pydantic_core
@@ -250,7 +249,8 @@ def _read_kind(store, kind: str):
     import pyarrow.parquet as pq
 
     files = store.files(kind)
-    tables = [pq.ParquetFile(f).read() for f in files]
+    fs = getattr(store, "filesystem", None)  # an object store's (VIGIL_STORAGE_URL), else local files
+    tables = [pq.ParquetFile(str(f) if fs else f, filesystem=fs).read() for f in files]
     if not tables or any(not t.schema.equals(tables[0].schema) for t in tables[1:]):
         return store.read(kind)
     df = pa.concat_tables(tables).to_pandas().reset_index(drop=True)
@@ -310,11 +310,13 @@ def _newest_partitions(store, kind: str) -> dict[int, tuple[str, Any]]:
     return out
 
 
-def _read_columns(path, wanted: tuple[str, ...]):
+def _read_columns(path, wanted: tuple[str, ...], fs=None):
     import pyarrow.parquet as pq
 
-    names = set(pq.ParquetFile(path).schema_arrow.names)
-    return pq.read_table(path, columns=[c for c in wanted if c in names]).to_pandas()
+    if fs is not None:
+        path = str(path)
+    names = set(pq.ParquetFile(path, filesystem=fs).schema_arrow.names)
+    return pq.read_table(path, columns=[c for c in wanted if c in names], filesystem=fs).to_pandas()
 
 
 def _cut(v: Any) -> Any:
@@ -327,7 +329,7 @@ def _scan_examples(store) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
     for vid, (day, path) in _newest_partitions(store, "scan_generations").items():
         try:
-            df = _read_columns(path, _GEN_COLUMNS)
+            df = _read_columns(path, _GEN_COLUMNS, getattr(store, "filesystem", None))
         except Exception as e:  # a corrupt partition costs its examples, not the site
             log.warning("cannot read scan_generations %s: %s", path, e)
             continue
@@ -350,7 +352,7 @@ def _scan_candidates(store) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
     for vid, (day, path) in _newest_partitions(store, "scan_candidates").items():
         try:
-            df = _read_columns(path, _CAND_COLUMNS)
+            df = _read_columns(path, _CAND_COLUMNS, getattr(store, "filesystem", None))
         except Exception as e:
             log.warning("cannot read scan_candidates %s: %s", path, e)
             continue
@@ -362,7 +364,9 @@ def _scan_candidates(store) -> dict[int, dict[str, Any]]:
     return out
 
 
-def read_snapshot(engine: Engine, parquet_root: str | Path | None = None) -> Snapshot:
+def read_snapshot(engine: Engine, parquet_root: Any = None) -> Snapshot:
+    """The warehouse in one consistent read. ``parquet_root``: a folder, or a ParquetStore (on an
+    object store: ``vigil.storage.parquet_store.default_store()``), or None for no Parquet."""
     with engine.connect() as conn, _fast_json(conn):
         # One snapshot: every SELECT sees the same committed state even while a DAG writes.
         conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
@@ -384,7 +388,7 @@ def read_snapshot(engine: Engine, parquet_root: str | Path | None = None) -> Sna
     if parquet_root is not None:
         from vigil.storage.parquet_store import ParquetStore
 
-        store = ParquetStore(parquet_root)
+        store = parquet_root if isinstance(parquet_root, ParquetStore) else ParquetStore(parquet_root)
         snap.curves = _parquet_by_key(store, "training_curve")
         snap.probe_layers = _parquet_by_key(store, "probe_layers")
         snap.scan_examples = _scan_examples(store)

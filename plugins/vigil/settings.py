@@ -13,6 +13,7 @@
 | VIGIL_CELERY_BROKER_URL | unset (required by `vigil airflow --executor celery` and `vigil worker`) | Celery broker: redis://HOST:6379/0 or amqp://USER:PASS@HOST:5672// |
 | VIGIL_STORAGE_URL | file://$VIGIL_DATA_DIR | object store of artifacts and the Parquet warehouse (s3://bucket/prefix, any fsspec scheme; read by vigil.storage.objects) |
 | VIGIL_STORAGE_CONN_ID | unset | Airflow connection with the store's credentials (read by vigil.airflow.storage_conn) |
+| VIGIL_SCRATCH_DIR | $VIGIL_DATA_DIR/scratch | a worker's own local scratch for an object store: inputs fetched by sha256 (`cas/`), stage runs (`work/`) |
 | VIGIL_K8S_NAMESPACE | default | namespace of the kubernetes runner's stage pods |
 | VIGIL_K8S_ARTIFACTS_PVC | unset (required by the kubernetes runner) | PersistentVolumeClaim (ReadWriteMany) holding the artifact store, mounted in each pod at the same path |
 | VIGIL_K8S_GPU_NODE_SELECTOR | unset | GPU stage pods' node selector: `key=value[,key=value...]` |
@@ -117,6 +118,12 @@ class Settings:
     @property
     def parquet_dir(self) -> Path:
         return self.data_dir / "warehouse"
+
+    @property
+    def scratch_dir(self) -> Path:
+        """This worker's local scratch when the store is remote (VIGIL_STORAGE_URL=s3://...)."""
+        raw = (os.environ.get("VIGIL_SCRATCH_DIR") or "").strip()
+        return Path(raw).expanduser().resolve() if raw else self.data_dir / "scratch"
 
     @property
     def site_public_dir(self) -> Path:

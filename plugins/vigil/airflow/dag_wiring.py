@@ -5,6 +5,10 @@
 ``run``    the stage operator from the factory (local subprocess or DockerOperator).
 ``record`` reads ``manifest.json`` and writes the warehouse (idempotent per run and task).
 
+With a remote object store (``VIGIL_STORAGE_URL=s3://...``) the same three tasks hand on URLs:
+``write_spec`` uploads the spec and the stage's inputs, the run operator fetches and uploads, and
+``record_stage`` fetches the output by its manifest's sha256 (``vigil.lifecycle.stage_io``).
+
 Importing this module is cheap (no torch, no pandas): DAG files stay fast to parse.
 """
 
@@ -18,6 +22,7 @@ from typing import Any
 
 from airflow.sdk import Asset, TaskGroup
 
+from vigil.airflow import storage_conn  # noqa: F401  (tasks open the object store with VIGIL_STORAGE_CONN_ID's keys)
 from vigil.airflow.stage_runner import STAGES, stage_operator
 from vigil.airflow.tasks import task
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from contract.stages import GPU_POOL, StageResources
 from contract.stages import STAGES as _CATALOGUE
-from vigil.settings import Settings, get_settings
+from vigil.settings import Settings, SettingsError, get_settings
 
 __all__ = ["GPU_POOL", "STAGES", "STAGE_ENV", "Stage", "StageResources", "StageRunError", "run_stage_locally",
            "stage_command", "stage_operator", "trainer_executable"]
@@ -103,20 +103,35 @@ def stage_operator(
     is the stage's (``gpu`` for a GPU stage, else ``default``; the LocalExecutor ignores it)."""
     settings = settings or get_settings()
     kwargs.setdefault("queue", stage.resources.queue)
+    if settings.stage_runner != "local":
+        _refuse_remote_store(settings.stage_runner)
     if settings.stage_runner == "docker":
         return _docker_operator(stage, spec_path=spec_path, out_dir=out_dir, task_id=task_id, settings=settings,
                                 stage_arg=stage_arg, **kwargs)
     if settings.stage_runner == "kubernetes":
         return _kubernetes_operator(stage, spec_path=spec_path, out_dir=out_dir, task_id=task_id, settings=settings,
                                     stage_arg=stage_arg, **kwargs)
-    from vigil.airflow.operators.local_stage import LocalStageOperator
+    # The local runner's operator; with a remote object store it fetches inputs and uploads outputs.
+    from vigil.airflow.operators.store_stage import StoreStageOperator
 
-    return LocalStageOperator(
+    return StoreStageOperator(
         task_id=task_id,
         command=stage_command(stage, spec_path, out_dir, executable=trainer_executable(), stage_arg=stage_arg),
         env=dict(STAGE_ENV),
         **kwargs,
     )
+
+
+def _refuse_remote_store(runner: str) -> None:
+    """The container runners mount the artifact store at the workers' path: with an object store
+    (s3://...) the stage would get URLs it cannot read. Say so when the DAG is parsed."""
+    from vigil.storage.objects import storage_url
+
+    url = storage_url()
+    if not url.startswith("file://"):
+        raise SettingsError(f"VIGIL_STAGE_RUNNER={runner} with VIGIL_STORAGE_URL={url}: the {runner} runner mounts the "
+                            "artifact folder into the stage and cannot fetch from an object store yet; use "
+                            "VIGIL_STAGE_RUNNER=local on the fleet's workers, or a shared file:// store")
 
 
 def _docker_operator(stage: Stage, *, spec_path: Any, out_dir: Any, task_id: str, settings: Settings,

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from vigil.settings import SettingsError
+from vigil.storage.objects import set_options_provider
 
 
 def storage_options(conn_id: str | None = None) -> dict[str, Any]:
@@ -39,3 +40,8 @@ def storage_options(conn_id: str | None = None) -> dict[str, Any]:
     if client_kwargs:
         opts["client_kwargs"] = client_kwargs
     return opts
+
+
+# Code below the Airflow glue (the registry's verify, the nightly checks, the Parquet store) opens
+# the store with these options too, without importing Airflow.
+set_options_provider(storage_options)

@@ -121,6 +121,7 @@ def prepare_chunk(engine: Engine, stage: str, chunk: dict[str, Any], params: dic
     by the stage's own schema (a refused one is filed as failed, naming the field). Those versions
     leave the batch; the rest run. ``batch_spec`` is None when none is left."""
     from vigil.lifecycle.specs import nightly_scan_spec, nightly_spec, safe_segment, write_spec
+    from vigil.lifecycle.stage_io import publish_file
 
     reg = Registry(engine)
     sub = "scan" if stage == "scan" else "evaluate"
@@ -150,7 +151,9 @@ def prepare_chunk(engine: Engine, stage: str, chunk: dict[str, Any], params: dic
         Path(batch_spec).write_text(json.dumps({
             "stage": stage, "run_token": run_token,
             "items": [{k: e[k] for k in ("key", "spec_path", "out_dir")} for e in entries]}, indent=2))
-    return {"stage": stage, "batch_spec": batch_spec, "batch_out": str(batch_out),
+        batch_spec = publish_file(batch_spec)  # a remote store: uploaded, its URL (locally: the path)
+    return {"stage": stage, "batch_spec": batch_spec,
+            "batch_out": batch_spec.rsplit("/", 1)[0] if batch_spec and "://" in batch_spec else str(batch_out),
             "entries": [{"out_dir": e["out_dir"], "item": e["item"]} for e in entries], "outcomes": outcomes}
 
 
@@ -165,12 +168,18 @@ def record_chunk(engine: Engine, prepared: dict[str, Any], run: RunRef, *, store
     """File every version of a prepared chunk: its manifest when the batch finished it, else a
     failed evaluation with the batch's error line (or, when the batch never reached it, saying so).
     One row per version, with its seconds; the caller decides what a failure means for the task."""
-    from contract.batch import read_report
+    from contract.batch import REPORT_FILE, STATUSES
+    from vigil.lifecycle.stage_io import read_json
     from vigil.registry.ingest import record_stage
     from vigil.registry.versions import RegistryError
 
     reg = Registry(engine)
-    report = read_report(prepared["batch_out"]) if prepared.get("batch_spec") else {}
+    report = {}
+    if prepared.get("batch_spec"):  # contract.batch.read_report's reading, from a folder or the object store
+        doc = read_json(prepared["batch_out"], REPORT_FILE)
+        items = doc.get("items") if isinstance(doc, dict) else None
+        report = {r["out_dir"]: r for r in (items if isinstance(items, list) else [])
+                  if isinstance(r, dict) and r.get("status") in STATUSES}
     rows = list(prepared["outcomes"])
     for entry in prepared["entries"]:
         item, row = entry["item"], report.get(entry["out_dir"])

@@ -74,21 +74,31 @@ def record_stage(
     subject_version_id: int | None = None,
     name: str | None = None,
 ) -> Recorded:
-    """Write one stage's results to the warehouse; see the module docstring."""
+    """Write one stage's results to the warehouse; see the module docstring. ``manifest_dir`` may
+    be a URL of a remote object store (a fleet): the output folder is then fetched into this
+    worker's scratch by its manifest's sha256, every artifact checked, and the URLs registered."""
+    location: str | None = None
+    if isinstance(manifest_dir, str) and "://" in manifest_dir and not manifest_dir.startswith("file://"):
+        from vigil.settings import get_settings
+        from vigil.storage.objects import default_store
+
+        location = manifest_dir.rstrip("/")
+        manifest_dir = default_store().fetch_output(location, get_settings().scratch_dir)
     manifest_dir = Path(manifest_dir).resolve()
     manifest = read_manifest(manifest_dir)
     check_artifacts(manifest, manifest_dir)
     reg = Registry(engine)
-    out = Recorded(stage=manifest.stage, manifest_dir=str(manifest_dir), metrics=dict(manifest.metrics))
+    out = Recorded(stage=manifest.stage, manifest_dir=location or str(manifest_dir), metrics=dict(manifest.metrics))
 
     key_version: int | None = None
     if manifest.model is not None:
-        v = reg.register_from_manifest(manifest, manifest_dir, run=run, parent_id=parent_id, name=name)
+        v = reg.register_from_manifest(manifest, manifest_dir, run=run, parent_id=parent_id, name=name,
+                                       location=location)
         out.version_id, out.ref, out.artifact_uri = v.id, v.ref, v.artifact_uri
         key_version = v.id
         log.info("registered %s (%s) from %s", v.ref, manifest.stage, manifest_dir)
         if manifest.stage in EVALUATING_PRODUCERS:
-            out.evaluation_id = _evaluate(reg, v.id, manifest, manifest_dir, run)
+            out.evaluation_id = _evaluate(reg, v.id, manifest, manifest_dir, run, location)
 
     if manifest.subject_uri is not None:
         subject_id = subject_version_id
@@ -104,7 +114,7 @@ def record_stage(
         if manifest.stage == "scan":
             manifest.metrics.update(scan_truth(reg, subject_id, manifest, manifest_dir))
             out.metrics = dict(manifest.metrics)
-        out.evaluation_id = _evaluate(reg, subject_id, manifest, manifest_dir, run)
+        out.evaluation_id = _evaluate(reg, subject_id, manifest, manifest_dir, run, location)
         key_version = key_version or subject_id
         log.info("recorded %s evaluation of version id %s", manifest.stage, subject_id)
 
@@ -149,11 +159,12 @@ def scan_truth(reg: Registry, version_id: int, manifest: StageManifest, manifest
     return out
 
 
-def _evaluate(reg: Registry, version_id: int, manifest: StageManifest, manifest_dir: Path, run: RunRef) -> int:
+def _evaluate(reg: Registry, version_id: int, manifest: StageManifest, manifest_dir: Path, run: RunRef,
+              location: str | None = None) -> int:
     n = manifest.metrics.get("n_samples")
     details = dict(manifest.details)
     # Later stages find this stage's artifacts (e.g. probes for nightly evaluation) through it.
-    details["manifest_dir"] = str(manifest_dir)
+    details["manifest_dir"] = location or str(manifest_dir)
     details["device"] = manifest.device
     details["seconds"] = manifest.timings.seconds
     return reg.record_evaluation(

@@ -266,9 +266,12 @@ class Registry:
         run: RunRef,
         parent_id: int | None = None,
         name: str | None = None,
+        location: str | None = None,
     ) -> ModelVersion:
         """Register the model a stage produced. The parent comes from ``parent_id`` or, failing
-        that, from the manifest's ``model.parent_uri`` matched against registered artifact URIs."""
+        that, from the manifest's ``model.parent_uri`` matched against registered artifact URIs.
+        ``location``: the object-store URL of ``manifest_dir`` (a fleet); the artifact is then
+        registered by its URL there, not by the local copy's path."""
         if manifest.model is None:
             raise RegistryError(f"manifest of stage {manifest.stage!r} has no 'model' section: it produced no model version")
         manifest_dir = Path(manifest_dir).resolve()
@@ -286,7 +289,7 @@ class Registry:
             return self.register_version(
                 name=name or manifest.model.name,
                 family=manifest.model.family,
-                artifact_uri=str(artifact_path),
+                artifact_uri=f"{location}/{art.path}" if location else str(artifact_path),
                 producer_key=run.producer_key,
                 source="stage",
                 stage=manifest.stage,

@@ -19,10 +19,13 @@ Moving bytes between a worker's local scratch and the store:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,8 +75,12 @@ class ObjectStore:
         if not m:
             raise StorageError(f"store URL {self.url!r} has no scheme (file:// or s3://...)")
         self.scheme, self.url = m.group(1), self.url.rstrip("/")
+        options = dict(self.storage_options)
+        if self.scheme in ("s3", "s3a", "gs", "gcs"):
+            # other workers upload while this process runs: never answer a listing from a cache
+            options.setdefault("use_listings_cache", False)
         try:
-            self.fs = fsspec.filesystem(self.scheme, **self.storage_options)
+            self.fs = fsspec.filesystem(self.scheme, **options)
         except (ImportError, ValueError) as e:
             raise StorageError(f"no filesystem for {self.scheme}:// ({e}); for s3:// install the fleet extra "
                                "(pip install 'vigil[fleet]')") from None
@@ -130,6 +137,65 @@ class ObjectStore:
     def read_bytes(self, url: str) -> bytes:
         return self.fs.cat_file(self._path(url))
 
+    def write_bytes(self, url: str, data: bytes) -> None:
+        dest = self._path(url)
+        self.fs.makedirs(dest.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.pipe_file(dest, data)
+
+    def key_of(self, url: str) -> str:
+        """The key of a URL of this store (what :meth:`key_url` turned into that URL)."""
+        self._path(url)
+        return url[len(self.url) + 1:]
+
+    def manifest_digest(self, url: str) -> str:
+        """sha256 of the ``manifest.json`` of the stage output folder at ``url``: the content
+        address of that output (the manifest lists every artifact's own sha256)."""
+        try:
+            return hashlib.sha256(self.read_bytes(f"{url}/{MANIFEST}")).hexdigest()
+        except FileNotFoundError:
+            raise StorageError(f"{url}/{MANIFEST} is not in the store: the stage that writes {url} did not finish "
+                               "its upload (the manifest goes last); re-run that stage") from None
+
+    def fetch_output(self, url: str, scratch: str | os.PathLike[str], digest: str | None = None) -> Path:
+        """A verified local copy of a stage's whole output folder (manifest, artifacts, tables).
+
+        Content-addressed by the sha256 of its ``manifest.json`` (``digest``, default the one in
+        the store now); every artifact the manifest lists is re-hashed against its own sha256
+        before the copy is used, so a folder that was changed or half-uploaded is refused. On the
+        local store the folder itself is returned (its artifacts are checked by the reader)."""
+        if self.is_local:
+            return self.local_path(url)
+        digest = digest or self.manifest_digest(url)
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise StorageError(f"fetch {url}: {digest!r} is not a sha256 hex digest")
+        name = url.rstrip("/").rsplit("/", 1)[-1]
+        home = Path(scratch) / "cas" / digest
+        done = home / name
+        if done.exists():
+            return done
+        tmp = Path(scratch) / "cas" / f".{digest}.{uuid.uuid4().hex[:8]}"
+        try:
+            tmp.mkdir(parents=True)
+            self.fs.get(self._path(url).rstrip("/") + "/", str(tmp / name), recursive=True)
+            manifest = tmp / name / MANIFEST
+            if not manifest.exists():
+                raise StorageError(f"{url}/{MANIFEST} is not in the store: re-run the stage that writes {url}")
+            actual = hashlib.sha256(manifest.read_bytes()).hexdigest()
+            if actual != digest:
+                raise StorageError(f"{url}/{MANIFEST}: sha256 {actual[:12]}... is not the expected {digest[:12]}...; "
+                                   "the output was replaced since its spec was written: re-run the task")
+            for a in json.loads(manifest.read_text()).get("artifacts", []):
+                self._check(f"{url}/{a['path']}", tmp / name / a["path"], a["sha256"])
+            home.mkdir(parents=True, exist_ok=True)
+            try:
+                (tmp / name).rename(done)
+            except OSError:  # another task on this worker finished the same digest first
+                if not done.exists():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return done
+
     def fetch(self, url: str, sha256: str, scratch: str | os.PathLike[str]) -> Path:
         """A verified local copy of the artifact at ``url`` (file or folder) in ``scratch/cas``.
 
@@ -170,6 +236,8 @@ class ObjectStore:
 
     @staticmethod
     def _check(url: str, path: Path, sha256: str) -> None:
+        if not path.exists():
+            raise StorageError(f"{url} is missing from the store: the upload was incomplete; re-run the stage that made it")
         actual = sha256_path(path)
         if actual != sha256:
             raise StorageError(f"{url}: sha256 {actual[:12]}... does not match the registered {sha256[:12]}...; "
@@ -185,6 +253,28 @@ class ObjectStore:
         return PyFileSystem(FSSpecHandler(self.fs)), self.root
 
 
+# Where credentials come from when the caller gives none: set by the Airflow glue
+# (vigil.airflow.storage_conn: VIGIL_STORAGE_CONN_ID), so code below it (the registry, the
+# nightly checks, the Parquet store) reads the store with the same keys without importing Airflow.
+_OPTIONS_PROVIDER: Callable[[], dict[str, Any]] | None = None
+
+
+def set_options_provider(provider: Callable[[], dict[str, Any]] | None) -> None:
+    """Name the function that returns the store's fsspec options (credentials) by default."""
+    global _OPTIONS_PROVIDER
+    _OPTIONS_PROVIDER = provider
+
+
 def default_store(settings: Settings | None = None, storage_options: dict[str, Any] | None = None) -> ObjectStore:
-    """The store of ``VIGIL_STORAGE_URL`` (default: the data dir)."""
-    return ObjectStore(storage_url(settings), storage_options or {})
+    """The store of ``VIGIL_STORAGE_URL`` (default: the data dir); credentials from
+    ``storage_options``, else from the provider the Airflow glue sets (never for file://)."""
+    url = storage_url(settings)
+    if storage_options is None and _OPTIONS_PROVIDER is not None and not url.startswith("file://"):
+        storage_options = _OPTIONS_PROVIDER()
+    return ObjectStore(url, storage_options or {})
+
+
+def is_store_url(value: Any, store: ObjectStore) -> bool:
+    """True when ``value`` is a URL under a remote ``store`` (what a fleet's tasks pass around)."""
+    return (not store.is_local and isinstance(value, str)
+            and (value == store.url or value.startswith(store.url + "/")))
