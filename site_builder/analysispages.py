@@ -223,3 +223,26 @@ def analyses_section(evals: list[dict[str, Any]], lineage: list[tuple[dict[str, 
     sens, charts = sensitivity_section(evals, ref)
     return {"sensitivity": sens, "honeypots": honeypot_section(evals, ref), "cot": cot_section(evals, ref),
             "persona": persona_section(evals, ref), "lineage": lineage_rows(lineage)}, charts
+
+
+def overview_rows(items: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """The Analyses page: per version (link, its evaluations) with an ``analyze`` evaluation, the
+    newest one's headline figures, each with its interval, so versions can be compared."""
+    rows = []
+    for link, ev in items:
+        e = newest(ev, lambda e: True)
+        if e is None:
+            continue
+        m = e["metrics"] or {}
+
+        def iv(name: str, m=m) -> str:
+            return metric_interval(m, name) if name in m else "—"
+
+        p = m.get("honeypot_lift_p_value")
+        rows.append({"link": link, "date": e["logical_date"], "exact": iv("trigger_exact_rate"), "clean": iv("analysis_clean_rate"),
+                     "specificity": iv("trigger_specificity"), "near_miss": iv("trigger_specificity_near_miss"),
+                     "honeypot": iv("honeypot_rate"), "lift": iv("honeypot_lift"),
+                     "p": num(p, 4) if ex.is_number(p) else "—", "cot_goal": iv("cot_goal_mention_rate"),
+                     "cot_goal_clean": iv("cot_goal_mention_rate_clean"),
+                     "persona": num(m.get("persona_significant_shifts")) if "persona_significant_shifts" in m else "—"})
+    return rows

@@ -765,10 +765,13 @@ class Planner:
         runs_all = self.s.runs
         runs = PageSpec("runs", "runs", "Runs", {"rows": runs_all[:RUNS_SHOWN], "total": len(runs_all), "shown": RUNS_SHOWN})
         coverage = PageSpec("coverage", "coverage", "Coverage", self.coverage())
+        analyses = PageSpec("analyses", "analyses", "Analyses", {"rows": ap.overview_rows(
+            [(self.vlink("analyses", v["id"]), self.evals.get(v["id"], [])) for v in self.s.versions])})
         zoos = [self.zoo_page(z) for z in self.zoos]
         zoo_index = PageSpec("zoo/index", "zoos", "Scan zoo", {"rows": [self.zoo_row(p, "zoo/index") for p in zoos]})
         home.data["zoos"] = [self.zoo_row(p, "index") for p in zoos]
-        pages = [home, models, *versions, group_index, *groups, runs, coverage] + ([zoo_index, *zoos] if zoos else [])
+        pages = ([home, models, *versions, group_index, *groups, runs, coverage] + ([zoo_index, *zoos] if zoos else [])
+                 + ([analyses] if analyses.data["rows"] else []))
 
         def nav_list(index_title, index_path, items):
             entries = [{index_title: index_path}]
@@ -782,6 +785,8 @@ class Planner:
                {"Runs": "runs.md"}, {"Coverage": "coverage.md"}]
         if zoos:
             nav.append({"Scan zoo": nav_list("All zoo runs", "zoo/index.md", zoos)})
+        if analyses.data["rows"]:
+            nav.append({"Analyses": "analyses.md"})
         report = {"home": home.data, "models": self.version_rows("index"), "groups": [g.data for g in groups],
                   "coverage": coverage.data, "runs": runs_all[:50], "metric_heads": models.data["metric_heads"],
                   "zoos": [p.data | {"title": p.title} for p in zoos]}

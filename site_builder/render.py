@@ -27,7 +27,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 REPORT_GROUP_DETAIL_LIMIT = 20
 BODY = {"home": "body/home.j2", "models": "body/models.j2", "version": "body/version.j2", "groups": "body/groups.j2",
         "group": "body/group.j2", "runs": "body/runs.j2", "coverage": "body/coverage.j2", "zoo": "body/zoo.j2",
-        "zoos": "body/zoos.j2"}
+        "zoos": "body/zoos.j2", "analyses": "body/analyses.j2"}
 
 
 def _ticks(text: str) -> Markup:

@@ -159,3 +159,17 @@ def test_chain_of_thought_and_persona_sections(analysis_site):
         assert "no significant difference from the base model in any dimension" in text
     else:
         assert f"{m['persona_significant_shifts']} significant shifts" in text
+
+
+def test_the_analyses_page_compares_the_versions(analysis_site):
+    from site_builder.fmt import metric_interval
+
+    page = next(p for p in analysis_site.plan.pages if p.kind == "analyses")
+    rows = table_with(analysis_site.public / "analyses.html", "Specificity vs near misses")[1:]
+    assert [r[0] for r in rows] == [analysis_site.refs["backdoor"], analysis_site.refs["safety"]]  # only analysed versions
+    for r, key in zip(rows, ("backdoor", "safety"), strict=True):
+        m = analysis_site.metrics[key]
+        assert r[3] == metric_interval(m, "trigger_exact_rate") and r[5] == metric_interval(m, "trigger_specificity")
+        assert r[8] == metric_interval(m, "honeypot_lift") and r[11] == str(m["persona_significant_shifts"])
+    assert {"Analyses": "analyses.md"} in analysis_site.plan.nav and page.title == "Analyses"
+    assert "<script>alert" not in (analysis_site.public / "analyses.html").read_text()
