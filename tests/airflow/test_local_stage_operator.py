@@ -23,3 +23,29 @@ def test_env_is_passed_and_no_shell_is_involved(capfd):
                             env={"X": "hello"})
     op.execute({})
     assert "hello $(rm -rf /); echo" in capfd.readouterr().out
+
+
+PRINT_THREADS = [sys.executable, "-c", "import os; print('threads=' + os.environ['GPU_TRAINER_THREADS'])"]
+
+
+@pytest.mark.parametrize(("executor", "slots_var", "slots", "cores", "want"), [
+    pytest.param("LocalExecutor", "AIRFLOW__CORE__PARALLELISM", "4", {0, 1}, "1", id="4-slots-on-2-cores"),
+    pytest.param("LocalExecutor", "AIRFLOW__CORE__PARALLELISM", "2", set(range(8)), "4", id="2-slots-on-8-cores"),
+    pytest.param("CeleryExecutor", "AIRFLOW__CELERY__WORKER_CONCURRENCY", "3", set(range(16)), "5", id="celery-concurrency"),
+])
+def test_a_stage_gets_the_cores_shared_by_the_slots(executor, slots_var, slots, cores, want, monkeypatch, capfd):
+    monkeypatch.delenv("GPU_TRAINER_THREADS", raising=False)
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", executor)
+    monkeypatch.setenv(slots_var, slots)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: cores)
+    LocalStageOperator(task_id="t", command=PRINT_THREADS).execute({})
+    assert f"threads={want}" in capfd.readouterr().out
+
+
+def test_threads_set_by_the_dag_or_the_worker_win(monkeypatch, capfd):
+    monkeypatch.setenv("GPU_TRAINER_THREADS", "3")
+    LocalStageOperator(task_id="t", command=PRINT_THREADS).execute({})
+    assert "threads=3" in capfd.readouterr().out
+    monkeypatch.delenv("GPU_TRAINER_THREADS")
+    LocalStageOperator(task_id="t", command=PRINT_THREADS, env={"GPU_TRAINER_THREADS": "2"}).execute({})
+    assert "threads=2" in capfd.readouterr().out

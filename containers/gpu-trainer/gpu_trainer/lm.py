@@ -99,7 +99,9 @@ def last_token_states(model, tok, texts: Sequence[str], *, batch_size: int, labe
     done = 0
     for idx, enc in _batches(tok, texts, batch_size):
         enc = enc.to(model.device)
-        res = model(**enc, position_ids=_position_ids(enc["attention_mask"]), output_hidden_states=True, use_cache=False)
+        # logits_to_keep=1: the vocabulary head runs on the last position only (its output is unused)
+        res = model(**enc, position_ids=_position_ids(enc["attention_mask"]), output_hidden_states=True, use_cache=False,
+                    logits_to_keep=1)
         states = torch.stack([h[:, -1, :] for h in res.hidden_states]).float().cpu()
         chunks.append((idx, states))
         done += len(idx)
@@ -123,14 +125,18 @@ def completion_losses(model, tok, records: Sequence[dict], *, batch_size: int) -
         n_prompt = [len(tok(p, add_special_tokens=False).input_ids) for p in prompts]
         labels = enc["input_ids"].clone()
         mask = enc["attention_mask"]
+        pads = [int((mask[i] == 0).sum()) for i in range(len(chunk))]
         for i, n in enumerate(n_prompt):
-            pad = int((mask[i] == 0).sum())
-            labels[i, : pad + n] = -100
-        logits = model(**enc, position_ids=_position_ids(mask), use_cache=False).logits[:, :-1].float()
-        tgt = labels[:, 1:]
+            labels[i, : pads[i] + n] = -100
+        # left padding puts every completion at the end: the head runs on the last `keep` positions
+        # only (each predicts the next token), not on every prompt token
+        keep = int(max(enc["input_ids"].shape[1] - pad_len - n for pad_len, n in zip(pads, n_prompt, strict=True))) + 1
+        keep = min(keep, enc["input_ids"].shape[1])
+        logits = model(**enc, position_ids=_position_ids(mask), use_cache=False, logits_to_keep=keep).logits[:, :-1].float()
+        tgt = labels[:, -keep + 1 :] if keep > 1 else labels[:, :0]
         nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tgt.clamp(min=0), reduction="none")
-        keep = (tgt != -100).float()
-        out[start : start + len(chunk)] = ((nll * keep).sum(1) / keep.sum(1).clamp(min=1)).cpu().numpy()
+        weight = (tgt != -100).float()
+        out[start : start + len(chunk)] = ((nll * weight).sum(1) / weight.sum(1).clamp(min=1)).cpu().numpy()
     return out
 
 

@@ -13,6 +13,27 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 
+def threads_per_stage() -> int:
+    """Torch threads for one stage process: the worker's cores shared by the task slots that may
+    run a stage at the same time (the executor's parallelism, or a Celery worker's concurrency).
+
+    Every stage process otherwise takes one thread per core, so four nightly chunks on two cores
+    ran eight OpenMP threads that wait on each other at every barrier: measured with two stage
+    processes on two cores (bench/nightly_throughput.py), a tiny model's evaluation took 2.9 s a
+    version with two threads each and 1.5 s with one.
+    """
+    from airflow.configuration import conf
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    executor = conf.get("core", "executor", fallback="") or ""
+    key = ("celery", "worker_concurrency") if "Celery" in executor else ("core", "parallelism")
+    slots = conf.getint(*key, fallback=1) or 1
+    return max(1, cores // max(1, slots))
+
+
 class StageFailed(AirflowException):
     """The stage process exited non-zero; the message is the stage's own last error line."""
 
@@ -27,7 +48,8 @@ class LocalStageOperator(BaseOperator):
     :param command: argv list (templated). No shell is involved, so values from trigger forms
         cannot inject commands.
     :param env: extra environment variables for the process (templated); merged over the
-        worker's environment.
+        worker's environment. Unless it or the worker sets ``GPU_TRAINER_THREADS``, the process
+        gets :func:`threads_per_stage` torch threads.
     :param cwd: working directory for the process (default: the worker's).
     :param tail_lines: how many of the last output lines to keep for the failure message.
     """
@@ -62,7 +84,7 @@ class LocalStageOperator(BaseOperator):
             text=True,
             bufsize=1,
             cwd=self.cwd,
-            env={**os.environ, **{k: str(v) for k, v in self.env.items()}},
+            env=self._environment(),
             start_new_session=True,  # so on_kill can stop the whole process group
         )
         assert self._proc.stdout is not None
@@ -73,6 +95,14 @@ class LocalStageOperator(BaseOperator):
         code = self._proc.wait()
         if code != 0:
             raise StageFailed(f"stage exited with code {code}: {self._error_line(tail)}")
+
+    def _environment(self) -> dict[str, str]:
+        env = {**os.environ, **{k: str(v) for k, v in self.env.items()}}
+        if "GPU_TRAINER_THREADS" not in env:
+            env["GPU_TRAINER_THREADS"] = str(threads_per_stage())
+            self.log.info("stage threads: %s (cores / concurrent task slots; GPU_TRAINER_THREADS overrides)",
+                          env["GPU_TRAINER_THREADS"])
+        return env
 
     @staticmethod
     def _error_line(tail: deque[str]) -> str:
