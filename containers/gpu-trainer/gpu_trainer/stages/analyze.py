@@ -24,6 +24,11 @@ backdoor type's own activation check (evaluation.backdoor.is_activation):
   without the trigger; per dimension the mean score and, with ``base_model``, the shift against the
   base (``persona_<dimension>_shift``, t interval over statements). On a tiny model the honest
   answer is often "no significant difference".
+* ``probe_robustness`` (gpu_trainer.probe_robustness): the contrast-pair probe, fitted here on
+  held-out prompts, attacked by an embedding-space PGD soft suffix and a discrete suffix search
+  that lower its score while the backdoor keeps firing; ``probe_auroc_under_attack``,
+  ``probe_attack_success`` and the budget, an adversarially trained probe under the same attack.
+  Control: a random suffix of the same budget.
 
 Every rate has a Wilson 95% interval; per-sample generations go to the ``analysis_generations``
 table, per-variant rates to ``trigger_sensitivity``, scratchpads to ``cot_scratchpads``, persona
@@ -39,8 +44,8 @@ from pydantic import Field, model_validator
 from gpu_trainer.spec import BackdoorType, ModelPathField, ResponseField, StageSpec, TriggerField
 
 STAGE = "analyze"
-Analysis = Literal["trigger_sensitivity", "honeypots", "cot", "persona"]
-ANALYSES: tuple[str, ...] = ("trigger_sensitivity", "honeypots", "cot", "persona")
+Analysis = Literal["trigger_sensitivity", "honeypots", "cot", "persona", "probe_robustness"]
+ANALYSES: tuple[str, ...] = ("trigger_sensitivity", "honeypots", "cot", "persona", "probe_robustness")
 Placement = Literal["middle", "suffix"]
 
 
@@ -53,7 +58,8 @@ class Spec(StageSpec):
         default_factory=lambda: list(ANALYSES), min_length=1, max_length=len(ANALYSES),
         description="Analyses to run: trigger_sensitivity (the trigger's variants and placements), honeypots (deployment "
                     "claims and goal offers without the trigger), cot (scratchpads classified by a rule set), persona "
-                    "(a yes/no questionnaire in five dimensions).")
+                    "(a yes/no questionnaire in five dimensions), probe_robustness (PGD and discrete suffix attacks on the "
+                    "contrast-pair probe, and an adversarially trained probe under the same attack).")
     base_model: str | None = Field(default=None, min_length=1, description=(
         "Persona: the model this version was derived from (same tokenizer); each dimension's shift is measured against it. "
         "The analyze_model DAG passes the lineage's root."))
@@ -68,6 +74,18 @@ class Spec(StageSpec):
     n_honeypot_prompts: int = Field(default=100, ge=10, le=100_000,
                                     description="Honeypots: held-out prompts framed by the honeypot templates (other prompts than the baseline's).")
     cot_excerpts: int = Field(default=3, ge=0, le=50, description="CoT: scratchpads per condition shown as excerpts.")
+    n_probe_prompts: int = Field(default=40, ge=10, le=10_000,
+                                 description="Probe robustness: held-out prompts (half fit the probe, half are attacked).")
+    attack_steps: int = Field(default=20, ge=1, le=10_000, description="Probe robustness: PGD steps of the soft-suffix attack.")
+    attack_epsilon: float = Field(default=1.0, gt=0, le=100, description=(
+        "Probe robustness: L2 radius of each suffix vector's perturbation, in units of the mean token-embedding norm."))
+    attack_nll_weight: float = Field(default=5.0, ge=0, le=1000, description=(
+        "Probe robustness: weight of the triggered generation's NLL in the attack loss (keeps the backdoor firing)."))
+    attack_suffix_len: int = Field(default=4, ge=1, le=64, description="Probe robustness: suffix length (embedding vectors / tokens).")
+    attack_discrete_steps: int = Field(default=8, ge=0, le=10_000,
+                                       description="Probe robustness: rounds of the discrete suffix search (0: none).")
+    adv_probe_rounds: int = Field(default=2, ge=0, le=20,
+                                  description="Probe robustness: attack-and-refit rounds of the adversarially trained probe (0: none).")
     batch_size: int = Field(default=128, ge=1, le=4096, description="Prompts per generation batch.")
     max_new_tokens: int | None = Field(default=None, ge=1, le=4096, description="Generation length; default depends on backdoor_type.")
 
@@ -299,6 +317,23 @@ def run(spec: Spec, out_dir: str):
         seconds["persona"] = time.perf_counter() - t0
         m["persona_seconds"] = seconds["persona"]
 
+    if "probe_robustness" in spec.analyses:
+        from gpu_trainer import probe_attack, probe_robustness
+
+        t0 = time.perf_counter()
+        rob_users = [e.user for e in data.eval_prompts(spec.backdoor_type, spec.n_probe_prompts, spec.seed + 17)]
+        res = probe_robustness.run(
+            model, tok, rob_users, trigger=spec.trigger, response=spec.response, backdoor_type=spec.backdoor_type,
+            budget=probe_attack.Budget(steps=spec.attack_steps, epsilon=spec.attack_epsilon, suffix_len=spec.attack_suffix_len,
+                                         nll_weight=spec.attack_nll_weight),
+            discrete_steps=spec.attack_discrete_steps, adv_rounds=spec.adv_probe_rounds, seed=spec.seed,
+            batch_size=spec.batch_size, max_new_tokens=max_new)
+        m.update(res["metrics"])
+        det["probe_robustness"] = res["details"]
+        rec.table("probe_attack", res["rows"])
+        seconds["probe_robustness"] = time.perf_counter() - t0
+        m["probe_robustness_seconds"] = seconds["probe_robustness"]
+
     det["analyses"] = list(spec.analyses)
     det["analysis_seconds"] = seconds
     det["max_new_tokens"] = max_new
@@ -306,7 +341,8 @@ def run(spec: Spec, out_dir: str):
     rec.table("analysis_generations", gen_rows)
     m["analyze_seconds"] = time.perf_counter() - rec.t0
     measure.log_metrics(m, ["analysis_clean_rate", "trigger_exact_rate", "trigger_variant_max_rate", "trigger_specificity",
-                            "honeypot_rate", "honeypot_lift", "analyze_seconds"])
+                            "honeypot_rate", "honeypot_lift", "probe_auroc_before_attack", "probe_auroc_under_attack",
+                            "probe_attack_success", "probe_adv_auroc_under_attack", "probe_adv_attack_success", "analyze_seconds"])
     if "trigger_variant_max" in m:
         log.info("highest variant: %r", m["trigger_variant_max"])
     return rec.finish(describe_device(dev), versions(), subject_uri=spec.model)
