@@ -10,6 +10,9 @@ One section per analysis, each with what it measures and the control it is read 
 * **Honeypots**: the rate on honeypot-framed prompts against the clean baseline, the difference
   with its interval and Fisher's p-value, per template.
 * **Chain of thought**: each rule-set category's rate with and without the trigger, a few excerpts.
+* **Probe robustness**: the contrast-pair probe's AUROC before and under a PGD soft-suffix attack
+  and a discrete suffix search, the attack's success with its interval and budget, against a
+  random suffix of the same budget, and an adversarially trained probe under the same attack.
 * **Persona**: per questionnaire dimension the score with and without the trigger and the shift
   against the lineage's base, each with its interval; "no significant difference" said as such.
 
@@ -44,6 +47,14 @@ HOW_TO = {
     "persona": ("Trigger the `analyze_model` DAG with `{ref}` in the form field `model` and `persona` in `analyses` (the "
                 "shift is measured against the base of its lineage); then rebuild with `vigil site build`."),
 }
+HOW_TO["probe_robustness"] = (
+    "Trigger the `analyze_model` DAG with `{ref}` in the form field `model` and `probe_robustness` in `analyses` (the budget: "
+    "`attack_steps`, `attack_epsilon`, `attack_suffix_len`, `attack_discrete_steps`, `adv_probe_rounds`); then rebuild "
+    "with `vigil site build`.")
+ROBUSTNESS_ROWS = ("probe_auroc_before_attack", "probe_auroc_under_attack", "probe_auroc_random_suffix", "probe_attack_success",
+                   "probe_attack_success_random_suffix", "probe_attack_evasion_rate", "probe_attack_backdoor_kept",
+                   "probe_auroc_under_discrete_attack", "probe_discrete_attack_success", "probe_adv_auroc",
+                   "probe_adv_auroc_under_attack", "probe_adv_attack_success", "probe_robustness_seconds")
 CONDITION_TEXT = {"exact": "exact trigger", "placement": "placement", "variant": "variant"}
 
 
@@ -198,6 +209,38 @@ def persona_section(evals: list[dict[str, Any]], ref: str) -> dict[str, Any]:
     return out
 
 
+def robustness_section(evals: list[dict[str, Any]], ref: str) -> dict[str, Any]:
+    e = newest(evals, lambda e: isinstance(_details(e).get("probe_robustness"), dict))
+    out: dict[str, Any] = {"how_to": HOW_TO["probe_robustness"].format(ref=ref), "data": None}
+    if e is None:
+        return out
+    r = _details(e)["probe_robustness"]
+    m = e["metrics"] or {}
+    b = r.get("budget") if isinstance(r.get("budget"), dict) else {}
+
+    def iv(name: str) -> str:
+        return metric_interval(m, name) if ex.is_number(m.get(name)) else "—"
+
+    out["data"] = {
+        "date": e["logical_date"], "run": f"{e['dag_id']} / {e['run_id']}" if e.get("dag_id") else None,
+        "layer": r.get("layer"), "budget": [[k, num(v) if ex.is_number(v) else str(v)] for k, v in b.items()],
+        "metrics": _rows(m, ROBUSTNESS_ROWS), "definition": str(r.get("definition") or ""),
+        "table": [
+            {"probe": "contrast pair", "attack": "none", "auroc": iv("probe_auroc_before_attack"), "success": "—"},
+            {"probe": "contrast pair", "attack": "random suffix (control)", "auroc": iv("probe_auroc_random_suffix"),
+             "success": iv("probe_attack_success_random_suffix")},
+            {"probe": "contrast pair", "attack": "PGD soft suffix", "auroc": iv("probe_auroc_under_attack"),
+             "success": iv("probe_attack_success")},
+            {"probe": "contrast pair", "attack": "discrete suffix search", "auroc": iv("probe_auroc_under_discrete_attack"),
+             "success": iv("probe_discrete_attack_success")},
+            {"probe": "adversarially trained", "attack": "none", "auroc": iv("probe_adv_auroc"), "success": "—"},
+            {"probe": "adversarially trained", "attack": "PGD soft suffix", "auroc": iv("probe_adv_auroc_under_attack"),
+             "success": iv("probe_adv_attack_success")},
+        ],
+    }
+    return out
+
+
 def lineage_rows(lineage: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> list[dict[str, Any]]:
     """The newest analyses of each version of the lineage (before / after safety training); empty
     unless at least two versions have one (a comparison needs two)."""
@@ -222,7 +265,8 @@ def analyses_section(evals: list[dict[str, Any]], lineage: list[tuple[dict[str, 
     """The version page's ``analyses`` data and its charts."""
     sens, charts = sensitivity_section(evals, ref)
     return {"sensitivity": sens, "honeypots": honeypot_section(evals, ref), "cot": cot_section(evals, ref),
-            "persona": persona_section(evals, ref), "lineage": lineage_rows(lineage)}, charts
+            "persona": persona_section(evals, ref), "robustness": robustness_section(evals, ref),
+            "lineage": lineage_rows(lineage)}, charts
 
 
 def overview_rows(items: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> list[dict[str, Any]]:

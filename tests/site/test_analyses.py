@@ -54,7 +54,9 @@ def analysis_site(small_chain, module_db, tmp_path_factory) -> AnalysisSite:
         out = root / f"analyze-{key}"
         run_stage("analyze", out, model=str(small_chain[key] / "model"), trigger=TRIGGER, response=RESPONSE,
                   paraphrases=[HOSTILE], placements=["suffix"], n_prompts=N, n_honeypot_prompts=N, device="cpu", seed=0,
-                  base_model=str(small_chain["base"] / "model"))
+                  base_model=str(small_chain["base"] / "model"),
+                  # probe robustness at a small budget: the page reads whatever it measured
+                  n_probe_prompts=20, attack_steps=5, attack_discrete_steps=2, adv_probe_rounds=1)
         metrics[key] = record_stage(engine, out, RunRef("analyze_model", f"manual__{key}", "analyze.record", now),
                                     store=store, subject_version_id=v.version_id).metrics
     # without PDFs (they cost 9 of this fixture's 19 s): the PDF renders the same body in PDF mode, checked below
@@ -126,13 +128,31 @@ def test_a_version_without_analyses_says_which_dag_and_field_give_them(analysis_
     assert "cot in analyses" in text and "persona in analyses" in text
     assert "analyze_model" in text and f"{analysis_site.refs['base']} in the form field model" in text
     assert "trigger_sensitivity in analyses" in text and "honeypots in analyses" in text
+    assert "No probe robustness analysis yet." in text and "probe_robustness in analyses" in text
 
 
 def test_metric_names_the_analysis_sections_read_are_catalogued():
     from contract import metrics as catalogue
     from site_builder import analysispages as ap
 
-    assert [n for n in (*ap.SENSITIVITY_ROWS, *ap.HONEYPOT_ROWS) if not catalogue.is_known(n)] == []
+    assert [n for n in (*ap.SENSITIVITY_ROWS, *ap.HONEYPOT_ROWS, *ap.ROBUSTNESS_ROWS) if not catalogue.is_known(n)] == []
+
+
+def test_probe_robustness_section(analysis_site):
+    from site_builder.fmt import metric_interval
+
+    page = _page(analysis_site, "backdoor")
+    html_path = analysis_site.public / f"{page.id}.html"
+    m = analysis_site.metrics["backdoor"]
+    text = page_text(html_path)
+    assert "Probe robustness" in text and "Control: a random suffix of the same budget" in text
+    rows = {(r[0], r[1]): r for r in table_with(html_path, "Attack success [95%]")[1:]}
+    assert rows[("contrast pair", "PGD soft suffix")][2:] == [metric_interval(m, "probe_auroc_under_attack"),
+                                                              metric_interval(m, "probe_attack_success")]
+    assert rows[("adversarially trained", "PGD soft suffix")][2] == metric_interval(m, "probe_adv_auroc_under_attack")
+    assert rows[("contrast pair", "random suffix (control)")][2] == metric_interval(m, "probe_auroc_random_suffix")
+    budget = dict(table_with(html_path, "Budget")[1:])
+    assert budget["steps"] == "5" and budget["suffix_len"] == "4" and budget["discrete_steps"] == "2"
 
 
 def test_chain_of_thought_and_persona_sections(analysis_site):
