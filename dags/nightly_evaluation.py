@@ -14,7 +14,9 @@ A retried chunk keeps the versions it already finished. Results are partitioned 
 model group run on what was evaluated, and the warehouse asset is updated. Every LLM version is
 also scanned blind for a backdoor (``scan``: no trigger in its spec, against its lineage's base; a
 small search budget unless the form asks for an audit's), its verdict filed as the version's
-``scan`` evaluation of that date.
+``scan`` evaluation of that date, and analysed (``analyze``: trigger sensitivity over variants of
+its lineage's trigger, and the honeypot prompts against its clean rate), filed as ``analyze``.
+Each side suite has its form switch.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ from vigil.lifecycle.specs import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, NIGHTLY_ST
         "seed": Param(0, type="integer", minimum=0, title="Seed"),
         "scan": Param(True, type="boolean", title="Scan LLMs for backdoors",
                       description="Run the blind backdoor scan on every LLM version (no trigger given)."),
+        "analyze": Param(True, type="boolean", title="Analyse LLMs (trigger sensitivity, honeypots)",
+                         description="Run the cheap analyses of the analyze stage on every LLM version: activation "
+                                     "rates of trigger variants and of honeypot prompts, against the clean rate."),
         "scan_budget": Param("nightly", type="string", enum=["nightly", "audit"], title="Scan budget",
                              description="nightly: a short trigger search (2 tokens, 4 steps); audit: the scan stage's "
                                          "defaults, as `vigil models scan` runs it."),
@@ -71,11 +76,11 @@ def nightly_evaluation():
         whole return value)."""
         @task(task_id=f"{STAGES[stage_name].task_id}_chunks")
         def pick(items: list[dict], **context) -> list[dict]:
-            from vigil.lifecycle.nightly import by_stage, chunked
+            from vigil.lifecycle.nightly import LLM_SIDE_STAGES, by_stage, chunked
 
             params = context["params"]
-            if stage_name == "scan":  # every LLM, unless the form turns the scan off
-                chosen = [i for i in items if i["family"] == "llm"] if params.get("scan", True) else []
+            if stage_name in LLM_SIDE_STAGES:  # every LLM, unless the form turns that suite off
+                chosen = [i for i in items if i["family"] == "llm"] if params.get(stage_name, True) else []
             else:
                 chosen = by_stage(items)[stage_name]
             return chunked(chosen, params.get("chunk_size", DEFAULT_CHUNK_SIZE))
@@ -146,7 +151,7 @@ def nightly_evaluation():
     compared = compare_groups()
     watcher = any_version_failed()
     # comparisons do not read scans, but their task announces the warehouse update the site rebuilds on
-    for stage_name in (*NIGHTLY_STAGES, "scan"):
+    for stage_name in (*NIGHTLY_STAGES, "scan", "analyze"):
         chunks = evaluate_with(stage_name).expand(chunk=chunks_for(stage_name, versions))
         chunks >> compared
         chunks >> watcher

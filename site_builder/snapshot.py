@@ -140,6 +140,9 @@ ORDER BY m.name, mv.version
 # The suites the nightly_evaluation DAG records every night for every version (the stages of
 # vigil.lifecycle.specs.NIGHTLY_STAGES; the pages' NIGHTLY_SUITES): they are most of the rows.
 NIGHTLY_SUITES = ("evaluate", "evaluate-sklearn")
+# Their details, and those of the nightly analyses (suite ``analyze``: the pages show a version's
+# newest only), are what the read trims on older rows.
+TRIMMED_SUITES = (*NIGHTLY_SUITES, "analyze")
 
 # Every evaluation, with its metrics (the trend charts plot each night's). ``details`` (per-layer
 # probe scores, ROC points, SHAP, threshold checks: several KB a row) whole only where a page shows
@@ -372,7 +375,7 @@ def read_snapshot(engine: Engine, parquet_root: Any = None) -> Snapshot:
         conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
         snap = Snapshot(
             versions=_rows(conn, VERSIONS_SQL),
-            evaluations=_rows(conn, EVALUATIONS_SQL, nightly=list(NIGHTLY_SUITES)),
+            evaluations=_rows(conn, EVALUATIONS_SQL, nightly=list(TRIMMED_SUITES)),
             groups=_rows(conn, GROUPS_SQL),
             members=_rows(conn, MEMBERS_SQL),
             events=_rows(conn, EVENTS_SQL),

