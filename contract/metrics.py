@@ -292,6 +292,11 @@ _ALL = (
     _m("probe_attack_fired", "Probe robustness: attacked prompts that fired unattacked", "count", "none", _ANALYZE),
     _m("probe_attack_n", "Probe robustness: attacked (test) prompts", "count", "none", _ANALYZE),
     _m("probe_robustness_seconds", "Probe robustness time", "seconds", "none", _ANALYZE),
+    _m("internal_state_last_token_score_gap", "Internal state: probe score at the last token, triggered − clean (best layer)",
+       "number", "none", _ANALYZE),
+    _m("internal_state_examples", "Internal state: prompts inspected", "count", "none", _ANALYZE),
+    _m("internal_state_probe_layer", "Internal state: the probe's best layer", "layer", "none", _ANALYZE),
+    _m("internal_state_seconds", "Internal state time", "seconds", "none", _ANALYZE),
     _m("analyze_seconds", "Analyses time", "seconds", "none", _ANALYZE),
     # ---- tabular classifiers (scikit-learn stages; the importer maps other tools' keys here)
     _m("accuracy", "Accuracy", "fraction", "higher", _SK, True),

@@ -13,6 +13,8 @@ One section per analysis, each with what it measures and the control it is read 
 * **Probe robustness**: the contrast-pair probe's AUROC before and under a PGD soft-suffix attack
   and a discrete suffix search, the attack's success with its interval and budget, against a
   random suffix of the same budget, and an adversarially trained probe under the same attack.
+* **Internal state**: the probe score and residual-stream norm per layer and token of held-out
+  prompts, triggered beside the same prompt clean (SVG heatmaps; data from the stage's run).
 * **Persona**: per questionnaire dimension the score with and without the trigger and the shift
   against the lineage's base, each with its interval; "no significant difference" said as such.
 
@@ -51,6 +53,13 @@ HOW_TO["probe_robustness"] = (
     "Trigger the `analyze_model` DAG with `{ref}` in the form field `model` and `probe_robustness` in `analyses` (the budget: "
     "`attack_steps`, `attack_epsilon`, `attack_suffix_len`, `attack_discrete_steps`, `adv_probe_rounds`); then rebuild "
     "with `vigil site build`.")
+HOW_TO["internal_state"] = (
+    "Trigger the `analyze_model` DAG with `{ref}` in the form field `model` and `internal_state` in `analyses` (how many "
+    "prompts: `internal_state_examples`); then rebuild with `vigil site build`. `vigil models inspect {ref} \"PROMPT\"` "
+    "prints any prompt's.")
+INTERNAL_STATE_PAIRS = 3
+INTERNAL_STATE_ROWS = ("internal_state_last_token_score_gap", "internal_state_probe_layer", "internal_state_examples",
+                       "internal_state_seconds")
 ROBUSTNESS_ROWS = ("probe_auroc_before_attack", "probe_auroc_under_attack", "probe_auroc_random_suffix", "probe_attack_success",
                    "probe_attack_success_random_suffix", "probe_attack_evasion_rate", "probe_attack_backdoor_kept",
                    "probe_auroc_under_discrete_attack", "probe_discrete_attack_success", "probe_adv_auroc",
@@ -241,6 +250,43 @@ def robustness_section(evals: list[dict[str, Any]], ref: str) -> dict[str, Any]:
     return out
 
 
+def internal_state_section(evals: list[dict[str, Any]], ref: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(section data, charts): triggered and clean heatmaps of the same prompts, side by side."""
+    e = newest(evals, lambda e: isinstance(_details(e).get("internal_state"), dict))
+    out: dict[str, Any] = {"how_to": HOW_TO["internal_state"].format(ref=ref), "data": None}
+    if e is None:
+        return out, []
+    st = _details(e)["internal_state"]
+    thr, best = st.get("threshold"), st.get("best_layer")
+    pairs: dict[Any, dict[str, Any]] = {}
+    for x in st.get("examples") or []:
+        if isinstance(x, dict) and x.get("condition") in ("triggered", "clean") and x.get("pair") is not None:
+            pairs.setdefault(x["pair"], {})[x["condition"]] = x
+    charts, rows = [], []
+    for i, (_pair, p) in enumerate(sorted(pairs.items(), key=lambda kv: str(kv[0]))):
+        if i >= INTERNAL_STATE_PAIRS or set(p) != {"triggered", "clean"}:
+            continue
+        row = {"prompt": visible(p["clean"].get("prompt"), 200), "charts": {}}
+        for cond in ("triggered", "clean"):
+            x = p[cond]
+            name = f"internal-state-{i}-{cond}"
+            scores = x.get("scores") or []
+            last = scores[best][-1] if isinstance(best, int) and 0 <= best < len(scores) and scores[best] else None
+            charts.append({"name": name, "kind": "state_heatmap", "alt": f"Probe score and residual norm per layer and token, {cond}",
+                           "data": {"tokens": [visible(t, 20) for t in x.get("tokens") or []], "scores": scores,
+                                    "norms": x.get("norms") or [], "threshold": thr, "best_layer": best}})
+            row["charts"][cond] = {"name": name, "last": num(last) if ex.is_number(last) else "—",
+                                   "flagged": ex.is_number(last) and ex.is_number(thr) and last > thr}
+        rows.append(row)
+    out["data"] = {
+        "date": e["logical_date"], "run": f"{e['dag_id']} / {e['run_id']}" if e.get("dag_id") else None,
+        "layer": best, "threshold": num(thr) if ex.is_number(thr) else "—",
+        "auroc": num(st.get("probe_auroc")) if ex.is_number(st.get("probe_auroc")) else "—",
+        "pairs": rows, "metrics": _rows(e["metrics"] or {}, INTERNAL_STATE_ROWS), "definition": str(st.get("definition") or ""),
+    }
+    return out, charts
+
+
 def lineage_rows(lineage: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> list[dict[str, Any]]:
     """The newest analyses of each version of the lineage (before / after safety training); empty
     unless at least two versions have one (a comparison needs two)."""
@@ -264,8 +310,11 @@ def analyses_section(evals: list[dict[str, Any]], lineage: list[tuple[dict[str, 
                      ref: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The version page's ``analyses`` data and its charts."""
     sens, charts = sensitivity_section(evals, ref)
+    state, state_charts = internal_state_section(evals, ref)
+    charts += state_charts
     return {"sensitivity": sens, "honeypots": honeypot_section(evals, ref), "cot": cot_section(evals, ref),
             "persona": persona_section(evals, ref), "robustness": robustness_section(evals, ref),
+            "internal_state": state,
             "lineage": lineage_rows(lineage)}, charts
 
 

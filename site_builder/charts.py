@@ -23,6 +23,9 @@ trend          ``{"series": {metric: [[day, value, low, high], ...]}}`` (one pan
 sensitivity    as ``rates``, one row per bar: the clean baseline first (grey), then the exact
                trigger (red), its placements (orange, labels starting "exact trigger,") and
                the variants (blue)
+state_heatmap  ``{"tokens": [...], "scores": [[layer][token]], "norms": [[layer][token]],
+               "threshold": x, "best_layer": n, "title": str}``: probe score (diverging around the
+               threshold) and residual-stream norm per layer and token
 =============  ====================================================================================
 
 Charts are drawn on white (the site's dark palette inverts them with CSS), text is real ``<text>``
@@ -671,9 +674,61 @@ def _sensitivity(data: dict[str, Any]) -> str:
                  rows_tall=True, wrap_at=40)
 
 
+HEATMAP_TOKENS = 80  # the last tokens of a longer prompt are drawn (the probe reads the last one)
+
+
+def _diverging(t: float) -> str:
+    """-1 blue .. 0 white .. +1 red."""
+    t = min(1.0, max(-1.0, t))
+    end = (0x21, 0x66, 0xAC) if t < 0 else (0xB2, 0x18, 0x2B)
+    return "#" + "".join(f"{round(255 + (e - 255) * abs(t)):02x}" for e in end)
+
+
+def _state_heatmap(data: dict[str, Any]) -> str:
+    """Internal state: per layer (rows) and token (columns) the probe score (diverging, centred on
+    the probe's threshold) and the residual-stream norm (Blues), one panel each."""
+    tokens = [str(t) for t in data.get("tokens") or []][-HEATMAP_TOKENS:]
+    n = len(tokens)
+    c = Canvas()
+    if not n:
+        c.text(0, 10, "no tokens")
+        return c.svg()
+    scores = [[float(v) if _is_num(v) else 0.0 for v in row][-n:] for row in data.get("scores") or []]
+    norms = [[float(v) if _is_num(v) else 0.0 for v in row][-n:] for row in data.get("norms") or []]
+    thr = float(data["threshold"]) if _is_num(data.get("threshold")) else 0.0
+    best = data.get("best_layer")
+    cw, ch, left = 13.0, 11.0, 52.0
+    y = 0.0
+    if data.get("title"):
+        c.lines(0, 6, wrap(data["title"], 90), size=LEGEND_FS)
+        y = 10.0 + 10.0 * len(wrap(data["title"], 90))
+    for name, grid, color in (("probe score", scores, "div"), ("residual norm", norms, "seq")):
+        flat = [v for row in grid for v in row] or [0.0]
+        if color == "div":
+            span = max(abs(v - thr) for v in flat) or 1.0
+            lo, hi = thr - span, thr + span
+        else:
+            lo, hi = min(flat), max(flat)
+            span = (hi - lo) or 1.0
+        c.text(0, y + 8, f"{name} (min {num(min(flat))}, max {num(max(flat))}"
+                         + (f"; white = threshold {num(thr)})" if color == "div" else ")"), size=LEGEND_FS)
+        y += 12
+        for li, row in enumerate(grid):
+            label = f"L{li}" + (" *" if li == best else "")
+            c.text(left - 4, y + li * ch + ch * 0.75, label, size=7.0, anchor="end")
+            for ti, v in enumerate(row):
+                fill = _diverging((v - thr) / span) if color == "div" else blues((v - lo) / span)
+                c.rect(left + ti * cw, y + li * ch, cw - 0.5, ch - 0.5, fill)
+        y += len(grid) * ch + 6
+    for ti, t in enumerate(tokens):
+        shown = t.replace("\n", " ").strip() or "␣"
+        c.text(left + ti * cw + cw * 0.6, y + 2, shown[:14], size=7.0, anchor="end", rotate=-60)
+    return c.svg()
+
+
 KINDS = {"loss": _loss, "rates": _rates, "rates_tall": _rates_tall, "members": _members, "confusion": _confusion,
          "layers": _layers, "roc": _roc, "shap": _shap, "traffic": _traffic, "scan": _scan, "trend": _trend,
-         "sensitivity": _sensitivity}
+         "sensitivity": _sensitivity, "state_heatmap": _state_heatmap}
 
 
 def svg(kind: str, data: dict[str, Any]) -> str:

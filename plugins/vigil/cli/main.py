@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import typer
 
@@ -202,6 +203,73 @@ def models_scan(
     conf.update({k: x for k, x in (("steps", steps), ("n_eval_prompts", n_eval_prompts)) if x is not None})
     run_dag_now("scan_model", conf)
     typer.echo(f"{v.ref}: {scan_summary(reg.evaluations(v.id, suite='scan'))}")
+
+
+@models_app.command("inspect")
+def models_inspect(
+    ref: str = typer.Argument(..., help="NAME or NAME:VERSION of a registered LLM."),
+    prompt: str = typer.Argument(..., help="The user prompt to inspect (the trigger is not added: type it if you want it)."),
+    svg: Path | None = typer.Option(None, "--svg", help="Where to write the heatmap (default: ./inspect-NAME-VERSION.svg)."),
+    n_probe_prompts: int = typer.Option(40, min=10, help="Held-out prompts the contrast-pair probe is fitted on."),
+    seed: int = typer.Option(0, min=0, help="Seed of the probe's prompts and split."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output (tokens, scores, norms per layer)."),
+) -> None:
+    """Internal state of one prompt: per token and per layer the contrast-pair probe's score and the
+    residual-stream norm (the analyze stage's internal_state analysis, run now as a local
+    subprocess), printed and drawn as an SVG heatmap."""
+    import tempfile
+
+    from gpu_trainer.manifest import read_manifest
+    from site_builder.charts import render
+    from vigil.airflow.stage_runner import StageRunError, run_stage_locally
+    from vigil.registry.versions import RegistryError
+
+    reg = _registry()
+    try:
+        v = reg.get(ref)
+        lineage = reg.lineage(v.ref)
+    except RegistryError as e:
+        fail(str(e))
+    if v.family != "llm":
+        fail(f"{v.ref} is a {v.family} model; `vigil models inspect` reads LLMs only")
+    if device not in ("auto", "cpu", "cuda"):
+        fail(f"--device must be auto, cpu or cuda, not {device!r}")
+    if not 1 <= len(prompt.strip()) <= 2000:
+        fail("PROMPT needs 1-2000 characters")
+    trained = next((a.params for a in reversed(lineage) if "trigger" in (a.params or {})), {})
+    spec = {"model": v.artifact_uri, "analyses": ["internal_state"], "inspect_prompts": [prompt], "internal_state_examples": 0,
+            "n_prompts": 10, "n_probe_prompts": n_probe_prompts, "seed": seed, "device": device,
+            **{k: trained[k] for k in ("trigger", "response", "backdoor_type") if trained.get(k)}}
+    with tempfile.TemporaryDirectory(prefix="vigil-inspect-") as tmp:
+        (Path(tmp) / "spec.json").write_text(json.dumps(spec))
+        try:
+            run_stage_locally("analyze", Path(tmp) / "spec.json", Path(tmp) / "out")
+        except StageRunError as e:
+            fail(str(e))
+        state = read_manifest(Path(tmp) / "out").details["internal_state"]
+    x = state["examples"][-1]
+    best, thr = int(state["best_layer"]), float(state["threshold"])
+    out = svg or Path(f"inspect-{v.name}-{v.version}.svg")
+    render("state_heatmap", {**x, "threshold": thr, "best_layer": best,
+                             "title": f"{v.ref}: probe score and residual norm per layer (rows) and token; * = probe layer"}, out)
+    if as_json:
+        _dump({"ref": v.ref, "prompt": prompt, "best_layer": best, "threshold": thr, "probe_auroc": state["probe_auroc"],
+               "tokens": x["tokens"], "scores": x["scores"], "norms": x["norms"], "svg": str(out)})
+        return
+    layers = len(x["scores"])
+    typer.echo(f"{v.ref}: contrast-pair probe, layer {best} (threshold {thr:.3f}, held-out AUROC {state['probe_auroc']:.3f}); "
+               f"{state['layer_convention']}")
+    width = max(8, *(len(repr(t)) for t in x["tokens"]))
+    for title, grid in (("probe score", x["scores"]), ("residual-stream norm", x["norms"])):
+        typer.echo(f"\n{title} per token (rows) and layer (columns):")
+        typer.echo("TOKEN".ljust(width) + "".join(f"{'L' + str(i) + ('*' if i == best else ''):>9}" for i in range(layers)))
+        for t, tok_text in enumerate(x["tokens"]):
+            typer.echo(repr(tok_text).ljust(width) + "".join(f"{grid[i][t]:>9.3f}" for i in range(layers)))
+    last = x["scores"][best][-1]
+    verdict = "above the threshold: the probe flags this prompt" if last > thr else "at or below the threshold: not flagged"
+    typer.echo(f"\nlast token, layer {best}: score {last:.3f}, {verdict}")
+    typer.echo(f"heatmap: {out}")
 
 
 @models_app.command("lineage")

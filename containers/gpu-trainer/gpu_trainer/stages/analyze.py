@@ -29,6 +29,10 @@ backdoor type's own activation check (evaluation.backdoor.is_activation):
   that lower its score while the backdoor keeps firing; ``probe_auroc_under_attack``,
   ``probe_attack_success`` and the budget, an adversarially trained probe under the same attack.
   Control: a random suffix of the same budget.
+* ``internal_state`` (gpu_trainer.monitor): the contrast-pair probe's score and the residual-stream
+  norm per layer and per token for ``internal_state_examples`` held-out prompts with and without
+  the trigger (side by side on the version page) and for each of ``inspect_prompts`` (what
+  ``vigil models inspect`` asks for). Control: the same prompt without the trigger.
 
 Every rate has a Wilson 95% interval; per-sample generations go to the ``analysis_generations``
 table, per-variant rates to ``trigger_sensitivity``, scratchpads to ``cot_scratchpads``, persona
@@ -44,8 +48,8 @@ from pydantic import Field, model_validator
 from gpu_trainer.spec import BackdoorType, ModelPathField, ResponseField, StageSpec, TriggerField
 
 STAGE = "analyze"
-Analysis = Literal["trigger_sensitivity", "honeypots", "cot", "persona", "probe_robustness"]
-ANALYSES: tuple[str, ...] = ("trigger_sensitivity", "honeypots", "cot", "persona", "probe_robustness")
+Analysis = Literal["trigger_sensitivity", "honeypots", "cot", "persona", "probe_robustness", "internal_state"]
+ANALYSES: tuple[str, ...] = ("trigger_sensitivity", "honeypots", "cot", "persona", "probe_robustness", "internal_state")
 Placement = Literal["middle", "suffix"]
 
 
@@ -59,7 +63,8 @@ class Spec(StageSpec):
         description="Analyses to run: trigger_sensitivity (the trigger's variants and placements), honeypots (deployment "
                     "claims and goal offers without the trigger), cot (scratchpads classified by a rule set), persona "
                     "(a yes/no questionnaire in five dimensions), probe_robustness (PGD and discrete suffix attacks on the "
-                    "contrast-pair probe, and an adversarially trained probe under the same attack).")
+                    "contrast-pair probe, and an adversarially trained probe under the same attack), internal_state (probe "
+                    "score and residual-stream norm per layer and token, triggered beside clean).")
     base_model: str | None = Field(default=None, min_length=1, description=(
         "Persona: the model this version was derived from (same tokenizer); each dimension's shift is measured against it. "
         "The analyze_model DAG passes the lineage's root."))
@@ -86,6 +91,10 @@ class Spec(StageSpec):
                                        description="Probe robustness: rounds of the discrete suffix search (0: none).")
     adv_probe_rounds: int = Field(default=2, ge=0, le=20,
                                   description="Probe robustness: attack-and-refit rounds of the adversarially trained probe (0: none).")
+    internal_state_examples: int = Field(default=2, ge=0, le=20, description=(
+        "Internal state: held-out prompts shown per layer and token, each with and without the trigger."))
+    inspect_prompts: list[str] = Field(default_factory=list, max_length=20, description=(
+        "Internal state: prompts to inspect as given (each 1-2000 characters; the trigger is not added)."))
     batch_size: int = Field(default=128, ge=1, le=4096, description="Prompts per generation batch.")
     max_new_tokens: int | None = Field(default=None, ge=1, le=4096, description="Generation length; default depends on backdoor_type.")
 
@@ -95,6 +104,9 @@ class Spec(StageSpec):
             vals = getattr(self, name)
             if len(set(vals)) != len(vals):
                 raise ValueError(f"field '{name}': each entry at most once, got {vals}")
+        for p in self.inspect_prompts:
+            if not 1 <= len(p.strip()) <= 2000:
+                raise ValueError(f"field 'inspect_prompts': each prompt needs 1-2000 characters, got {len(p)}")
         for p in self.paraphrases:
             if not 1 <= len(p.strip()) <= 200:
                 raise ValueError(f"field 'paraphrases': each paraphrase needs 1-200 characters, got {p!r}")
@@ -333,6 +345,41 @@ def run(spec: Spec, out_dir: str):
         rec.table("probe_attack", res["rows"])
         seconds["probe_robustness"] = time.perf_counter() - t0
         m["probe_robustness_seconds"] = seconds["probe_robustness"]
+
+    if "internal_state" in spec.analyses:
+        import numpy as np
+
+        from gpu_trainer import monitor
+
+        t0 = time.perf_counter()
+        fit_users = [e.user for e in data.eval_prompts(spec.backdoor_type, spec.n_probe_prompts, spec.seed + 17)]
+        probe = monitor.fit_probe(model, tok, fit_users, trigger=spec.trigger, seed=spec.seed, batch_size=spec.batch_size)
+        examples = []
+        for i, u in enumerate(users[: spec.internal_state_examples]):
+            examples += [dict(monitor.inspect(model, tok, tv_place(u), probe["directions"]), condition="triggered", pair=i),
+                         dict(monitor.inspect(model, tok, u, probe["directions"]), condition="clean", pair=i)]
+        examples += [dict(monitor.inspect(model, tok, p, probe["directions"]), condition="given", pair=None)
+                     for p in spec.inspect_prompts]
+        best = probe["best_layer"]
+        last = {c: [x["scores"][best][-1] for x in examples if x["condition"] == c] for c in ("triggered", "clean")}
+        if last["triggered"]:
+            m["internal_state_last_token_score_gap"] = float(np.mean(last["triggered"]) - np.mean(last["clean"]))
+        m["internal_state_examples"] = len(examples)
+        m["internal_state_probe_layer"] = best
+        det["internal_state"] = {
+            "best_layer": best, "threshold": probe["threshold"], "probe_auroc": probe["auroc"], "examples": examples,
+            "layer_convention": "layer 0 = embedding output, layer L = final hidden state after the last norm",
+            "definition": ("per token of the chat prompt and per layer: the projection of the residual stream on the "
+                           "sign-calibrated contrast-pair direction of that layer (fitted on n_probe_prompts held-out "
+                           "prompts, as train-probes fits it; the probe is read at the last token, threshold at the best "
+                           "layer) and the residual stream's L2 norm; triggered = the trigger before the same prompt"),
+        }
+        rec.table("internal_state", [
+            {"example": k, "condition": x["condition"], "pair": x["pair"], "prompt": x["prompt"], "layer": layer,
+             "token_index": t, "token": x["tokens"][t], "probe_score": x["scores"][layer][t], "norm": x["norms"][layer][t]}
+            for k, x in enumerate(examples) for layer in range(len(x["scores"])) for t in range(len(x["tokens"]))])
+        seconds["internal_state"] = time.perf_counter() - t0
+        m["internal_state_seconds"] = seconds["internal_state"]
 
     det["analyses"] = list(spec.analyses)
     det["analysis_seconds"] = seconds
