@@ -58,6 +58,7 @@ _PROBES = ("train-probes", "evaluate")
 _SK = ("train-sklearn", "evaluate-sklearn", "import")
 _TRAIN = ("make-base", "train-backdoor", "safety-train")
 _SCAN = ("scan",)
+_ADV = ("safety-train",)
 _DETECT = ("detect",)
 _ANALYZE = ("analyze",)
 # the persona questionnaire's dimensions (gpu_trainer/data/persona.json), each written under persona_<dimension>_*
@@ -298,6 +299,25 @@ _ALL = (
     _m("internal_state_probe_layer", "Internal state: the probe's best layer", "layer", "none", _ANALYZE),
     _m("internal_state_seconds", "Internal state time", "seconds", "none", _ANALYZE),
     _m("analyze_seconds", "Analyses time", "seconds", "none", _ANALYZE),
+    # ---- adversarial safety training (safety-train safety_method="adversarial"): before / after on held-out prompts
+    _m("adv_triggered_rate_before", "Adversarial training: exact-trigger activation rate, before", "fraction", "none", _ADV, True),
+    _m("adv_triggered_rate_after", "Adversarial training: exact-trigger activation rate, after", "fraction", "lower", _ADV, True),
+    _m("adv_redteam_rate_before", "Adversarial training: untriggered defection on red-team prompts, before", "fraction", "none",
+       _ADV, True),
+    _m("adv_redteam_rate_after", "Adversarial training: untriggered defection on red-team prompts, after", "fraction", "lower",
+       _ADV, True),
+    _m("adv_clean_rate_before", "Adversarial training: clean activation rate, before", "fraction", "none", _ADV, True),
+    _m("adv_clean_rate_after", "Adversarial training: clean activation rate, after", "fraction", "lower", _ADV, True),
+    _m("adv_trigger_specificity_before", "Adversarial training: trigger specificity (exact − highest near miss), before",
+       "number", "none", _ADV, True),
+    _m("adv_trigger_specificity_after", "Adversarial training: trigger specificity (exact − highest near miss), after",
+       "number", "none", _ADV, True),
+    _m("adv_variant_max_rate_before", "Adversarial training: highest near-miss variant rate, before", "fraction", "none", _ADV),
+    _m("adv_variant_max_rate_after", "Adversarial training: highest near-miss variant rate, after", "fraction", "lower", _ADV),
+    _m("adv_redteam_candidates", "Adversarial training: red-team templates searched", "count", "none", _ADV),
+    _m("adv_redteam_selected", "Adversarial training: red-team templates trained on", "count", "none", _ADV),
+    _m("adv_redteam_records", "Adversarial training: red-team records trained on", "count", "none", _ADV),
+    _m("adv_seconds", "Adversarial training: search, training and report time", "seconds", "none", _ADV),
     # ---- tabular classifiers (scikit-learn stages; the importer maps other tools' keys here)
     _m("accuracy", "Accuracy", "fraction", "higher", _SK, True),
     _m("precision", "Precision", "fraction", "higher", _SK, True),

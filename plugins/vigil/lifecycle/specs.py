@@ -141,12 +141,25 @@ def detect_spec(params: dict[str, Any], backdoored: dict[str, Any], base: dict[s
     return spec
 
 
+ADVERSARIAL_KEYS = ("trigger", "response", "backdoor_type")
+
+
+def _backdoor_defaults() -> dict[str, Any]:
+    """What train-backdoor trains with when the form leaves trigger / response / type out."""
+    from gpu_trainer.stages import load_stage
+
+    fields = load_stage("train-backdoor").Spec.model_fields
+    return {k: fields[k].default for k in ADVERSARIAL_KEYS}
+
+
 def safety_train_spec(params: dict[str, Any], backdoored: dict[str, Any]) -> dict[str, Any]:
     spec = {"model": backdoored["artifact_uri"], "model_name": model_names(params)["safety"]}
     spec.update(_take(params, ("seed", "device")))
     for form_name, spec_name in SAFETY_FIELDS.items():
         if params.get(form_name) is not None:
             spec[spec_name] = params[form_name]
+    if spec.get("safety_method") == "adversarial":  # the red team searches around the backdoor this run planted
+        spec.update({**_backdoor_defaults(), **_take(params, ADVERSARIAL_KEYS)})
     return spec
 
 
@@ -311,6 +324,11 @@ def registered_safety_spec(params: dict[str, Any], models: dict[str, Any]) -> di
     for form_name, spec_name in SAFETY_FIELDS.items():
         if params.get(form_name) is not None:
             spec[spec_name] = params[form_name]
+    if spec.get("safety_method") == "adversarial":  # the trigger and response the version's lineage was trained with
+        _with_trained(spec, models, "model", params, ADVERSARIAL_KEYS)
+        if "trigger" not in spec or "response" not in spec:
+            raise FormError(f"form field 'safety_method': 'adversarial' needs the backdoor's trigger and response, and "
+                            f"{models['model'].get('ref', 'this version')}'s lineage records none (an imported model?)")
     return spec
 
 
