@@ -1,4 +1,5 @@
-"""safety_train: apply safety training (SFT on clean helpful data, or DPO) to a registered LLM
+"""safety_train: apply safety training (SFT on clean helpful data, DPO, or adversarial: red-team prompts
+that elicit the backdoor without its trigger trained to get normal answers) to a registered LLM
 version; the result is registered with the input as its parent."""
 
 from airflow.sdk import DAG, Param

@@ -279,3 +279,60 @@ def test_probe_alert_needs_the_probe_to_beat_every_control(metrics, detected):
 
     assert probe_detected(metrics) is detected
 
+
+
+def _cells(doc) -> list[tuple[str, list[str], object]]:
+    """(tag, text of each laid-out line, box) of every table cell WeasyPrint laid out."""
+    out = []
+
+    def text(b) -> str:
+        own = b.text if type(b).__name__ == "TextBox" else ""
+        return own + "".join(text(c) for c in getattr(b, "children", None) or [])
+
+    def lines(b) -> list[str]:
+        if type(b).__name__ == "LineBox":
+            return [text(b)]
+        return [x for c in getattr(b, "children", None) or [] for x in lines(c)]
+
+    def walk(b):
+        if type(b).__name__ == "TableCellBox":
+            out.append((b.element_tag, lines(b), b))
+            return
+        for c in getattr(b, "children", None) or []:
+            walk(c)
+
+    for p in doc.pages:
+        walk(p._page_box)
+    return out
+
+
+def test_the_report_pdf_models_table_breaks_between_words_only(plan):
+    """The full report's models table once broke short headers and values mid-word in narrow
+    columns ("Ver / sio / n", "Fa / mil / y"): laid out by WeasyPrint as the report is, every header
+    and every cell but the two name columns keeps its words whole, and the table fits the page."""
+    from weasyprint import HTML
+
+    from site_builder.pagedata import PageSpec
+    from site_builder.render import _body, pdf_html
+
+    models = next(p for p in plan.pages if p.kind == "models")
+    html = pdf_html("report", ['<h2>Models</h2>' + _body(PageSpec("report", "models", "", models.data), "pdf", lambda n: "")],
+                    generated="2026-11-29", version="0.1.0")
+    doc = HTML(string=html).render()
+    cells = _cells(doc)
+    heads = [c for c in cells if c[0] == "th"]
+    assert [" ".join(x.strip() for x in c[1]) for c in heads][:3] == ["Name", "Version", "Family"]
+    n_cols = len(heads)
+    body = [c for c in cells if c[0] == "td"]
+    assert len(body) == n_cols * len(models.data["rows"])
+    for i, (_tag, lines, _box) in enumerate(heads + body):
+        if i >= n_cols and (i - n_cols) % n_cols in (0, 3):  # the version and parent names may break at any point
+            continue
+        # a line break only where there was a space: joining the lines with spaces gives the words back
+        assert all(x == x.strip() or x.endswith(" ") for x in lines), lines
+        whole = " ".join(x.strip() for x in lines)
+        assert all(len(w) > 1 or len(lines) == 1 or w in "—" for w in whole.split(" ")), lines
+        assert len(lines) <= max(1, len(whole.split(" "))), lines
+    page_box = doc.pages[0]._page_box
+    content_right = page_box.content_box_x() + page_box.width
+    assert all(b.position_x + b.margin_width() <= content_right + 0.5 for _t, _l, b in heads), "the table is wider than the page"
