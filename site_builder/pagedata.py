@@ -383,8 +383,10 @@ class Planner:
         zoo = self.zoo_of.get(vid)
         d["detect"] = sp.detect_section(evals, (sp.ZOO_DAG, zoo["run"]["run_id"]) if zoo else None)
         d["how_to_scan"] = HOW_TO_SCAN.format(ref=_ref(v))
+        parent = self.versions.get(v["parent_id"]) if v.get("parent_id") else None
         d["analyses"], analysis_charts = ap.analyses_section(
-            evals, [(self.vlink(pid, i), self.evals.get(i, [])) for i in self.lineage(vid)], _ref(v))
+            evals, [(self.vlink(pid, i), self.evals.get(i, [])) for i in self.lineage(vid)], _ref(v), v,
+            _ref(parent) if parent else None)
         charts += analysis_charts
         d["how_to_detect"] = HOW_TO_DETECT
         d["zoo"] = ({"text": zoo["title"], "url": rel(pid, zoo["id"] + ".html"), "role": sp.ROLE_TEXT[sp.zoo_role(v)]}

@@ -92,3 +92,33 @@ def test_the_forms_offer_adversarial_and_pass_the_backdoor_it_searches_around():
     with pytest.raises(FormError, match="form field 'safety_method'.*imported"):
         registered_safety_spec({"model_name": "s", "safety_method": "adversarial"},
                                {"model": {"ref": "imp:1", "artifact_uri": "/m", "trained_params": {}}})
+
+
+def test_the_version_page_section_reads_the_versions_own_adversarial_training(adversarial):
+    from html.parser import HTMLParser
+
+    from site_builder import analysispages as ap
+    from site_builder.fmt import metric_interval
+    from site_builder.render import env
+
+    out, man = adversarial
+    version = {"stage_details": man.details, "metrics": man.metrics}
+    a, _ = ap.analyses_section([], [], "t-adv:1", version, "t-bd:1")
+    sec = a["adversarial"]["data"]
+    m = man.metrics
+    assert [r["what"] for r in sec["summary"]] == ["exact trigger", "red-team prompts (no trigger)", "clean prompts (control)"]
+    assert sec["summary"][1]["before"].startswith(metric_interval(m, "adv_redteam_rate_before"))
+    assert sec["summary"][0]["after"].startswith(metric_interval(m, "adv_triggered_rate_after"))
+    assert len(sec["table"]) == sum(1 for r in man.details["adversarial"]["sensitivity"] if r["source"] == "variant")
+    html = env().from_string("{% import '_macros.j2' as m with context %}{% include 'body/_analyses.j2' %}").render(
+        mode="site", d={"analyses": a}, chart_names=set(), chart_src=lambda n: "", chart_alt=lambda n: n, pdf_url="")
+    texts: list[str] = []
+    parser = HTMLParser()
+    parser.handle_data = texts.append
+    parser.feed(html)
+    text = " ".join(" ".join(texts).split())
+    assert "Adversarial training" in text and "Control: the same held-out prompts before training" in text
+    assert "adversarially safety-trained from t-bd:1" in text and "(trained on)" in text
+    # without a run: the other sections say how to get theirs, and a version trained otherwise says how to get this one
+    b, _ = ap.analyses_section([], [], "bd:1", {"stage_details": {"loss_history": {}}, "metrics": {}}, None)
+    assert b["adversarial"]["data"] is None and "adversarial in safety_method" in b["adversarial"]["how_to"].replace("`", "")
