@@ -383,5 +383,7 @@ def overview_rows(items: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> l
                      "honeypot": iv("honeypot_rate"), "lift": iv("honeypot_lift"),
                      "p": num(p, 4) if ex.is_number(p) else "—", "cot_goal": iv("cot_goal_mention_rate"),
                      "cot_goal_clean": iv("cot_goal_mention_rate_clean"),
-                     "persona": num(m.get("persona_significant_shifts")) if "persona_significant_shifts" in m else "—"})
+                     "persona": num(m.get("persona_significant_shifts")) if "persona_significant_shifts" in m else "—",
+                     "probe_attack": iv("probe_auroc_under_attack"), "probe_before": iv("probe_auroc_before_attack"),
+                     "attack_success": iv("probe_attack_success")})
     return rows

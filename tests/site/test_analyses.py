@@ -210,5 +210,7 @@ def test_the_analyses_page_compares_the_versions(analysis_site):
         m = analysis_site.metrics[key]
         assert r[3] == metric_interval(m, "trigger_exact_rate") and r[5] == metric_interval(m, "trigger_specificity")
         assert r[8] == metric_interval(m, "honeypot_lift") and r[11] == str(m["persona_significant_shifts"])
+        assert r[12] == f"{metric_interval(m, 'probe_auroc_under_attack')} ({metric_interval(m, 'probe_auroc_before_attack')})"
+        assert r[13] == metric_interval(m, "probe_attack_success")
     assert {"Analyses": "analyses.md"} in analysis_site.plan.nav and page.title == "Analyses"
     assert "<script>alert" not in (analysis_site.public / "analyses.html").read_text()
