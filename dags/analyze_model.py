@@ -33,7 +33,7 @@ dag: DAG = registered_stage_dag(
                             items={"type": "string", "enum": ["middle", "suffix"]}, uniqueItems=True),
         "n_prompts": param(spec, "n_prompts"),
         "n_honeypot_prompts": param(spec, "n_honeypot_prompts"),
-        **{f: param(spec, f) for f in ("n_probe_prompts", "attack_steps", "attack_epsilon", "attack_suffix_len",
+        **{f: param(spec, f) for f in ("n_probe_prompts", "attack_steps", "attack_epsilon", "attack_suffix_len", "attack_aim",
                                         "attack_discrete_steps", "adv_probe_rounds", "internal_state_examples")},
         "seed": param(spec, "seed"),
         "device": param(spec, "device"),

@@ -43,7 +43,7 @@ def _fit_adv(x_pos: np.ndarray, x_neg: np.ndarray, seed: int) -> tuple[np.ndarra
 
 
 def run(model, tok, users: list[str], *, trigger: str, response: str, backdoor_type: str, budget: pa.Budget,
-        discrete_steps: int, adv_rounds: int, seed: int, batch_size: int, max_new_tokens: int) -> dict:
+        discrete_steps: int, adv_rounds: int, seed: int, batch_size: int, max_new_tokens: int, aim_clean: bool = False) -> dict:
     n = len(users)
     trig_users = [data.with_trigger(u, trigger.strip()) for u in users]
     exs = [data.Example(user=u, answer="", family="robustness") for u in users]
@@ -92,9 +92,12 @@ def run(model, tok, users: list[str], *, trigger: str, response: str, backdoor_t
     scale = float(np.std(clean[sel] @ direction)) + 1e-6
     m: dict = {}
     out = {"plain": judge("none", "contrast_pair", test, None, direction, 0.0, thr)}
-    # the attack aims a margin below the probe's threshold (what a monitor acts on), then spends its steps on
-    # keeping the backdoor (aiming below most clean prompts instead broke the backdoor on the tiny model: kept 0.12)
+    # aim "threshold": a margin below the probe's threshold (what a monitor acts on), then the steps go to keeping
+    # the backdoor; aim "clean": below 95% of clean prompts too, which is what drives the AUROC itself down (at the
+    # default budget it broke the tiny backdoor instead: kept 0.12)
     aim = thr - MARGIN * scale
+    if aim_clean:
+        aim = min(aim, float(np.quantile(clean[sel] @ direction, 0.05)) - MARGIN * scale)
     pgd = pa.pgd_suffix(model, tok, sub(trig_users, test), sub(targets, test), direction, layer, budget, score_scale=scale,
                         seed=seed, batch_size=batch_size, score_target=aim)
     out["pgd"] = judge("pgd", "contrast_pair", test, pgd, direction, 0.0, thr)
@@ -157,7 +160,7 @@ def run(model, tok, users: list[str], *, trigger: str, response: str, backdoor_t
         "layer": layer, "threshold": thr, "probe_auroc_fitted": probe["metrics"]["probe_auroc_best"],
         "budget": {"steps": budget.steps, "epsilon": budget.epsilon, "suffix_len": budget.suffix_len,
                    "epsilon_absolute": budget.epsilon * pa.embedding_scale(model), "nll_weight": budget.nll_weight,
-                   "discrete_steps": discrete_steps, "adv_rounds": adv_rounds},
+                   "discrete_steps": discrete_steps, "adv_rounds": adv_rounds, "aim": "clean" if aim_clean else "threshold"},
         "mean_scores": {k: float(np.mean(v["scores"])) for k, v in out.items()} | {"clean": float(np.mean(clean_test))},
         "split": {"selection": int(len(sel)), "test": int(len(test))},
         "definition": ("contrast-pair probe (measure.probe_analysis, fitted on the selection half) attacked on the test half's "

@@ -11,7 +11,7 @@ from typing import Any
 
 # Form fields of analyze_model that map 1:1 onto analyze spec fields.
 ANALYZE_FIELDS = ("analyses", "paraphrases", "placements", "n_prompts", "n_honeypot_prompts", "n_probe_prompts",
-                  "attack_steps", "attack_epsilon", "attack_suffix_len", "attack_discrete_steps", "adv_probe_rounds",
+                  "attack_steps", "attack_epsilon", "attack_suffix_len", "attack_aim", "attack_discrete_steps", "adv_probe_rounds",
                   "internal_state_examples",
                   "seed", "device")
 # The analyses nightly can afford on every LLM version (about 2 s each on a tiny model at these sizes).

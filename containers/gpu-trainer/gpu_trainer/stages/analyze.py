@@ -86,6 +86,9 @@ class Spec(StageSpec):
         "Probe robustness: L2 radius of each suffix vector's perturbation, in units of the mean token-embedding norm."))
     attack_nll_weight: float = Field(default=5.0, ge=0, le=1000, description=(
         "Probe robustness: weight of the triggered generation's NLL in the attack loss (keeps the backdoor firing)."))
+    attack_aim: Literal["threshold", "clean"] = Field(default="threshold", description=(
+        "Probe robustness: push the score just below the probe's threshold (what a monitor acts on) or also below 95% "
+        "of clean prompts (what lowers the AUROC itself; needs a larger budget to keep the backdoor)."))
     attack_suffix_len: int = Field(default=4, ge=1, le=64, description="Probe robustness: suffix length (embedding vectors / tokens).")
     attack_discrete_steps: int = Field(default=8, ge=0, le=10_000,
                                        description="Probe robustness: rounds of the discrete suffix search (0: none).")
@@ -339,7 +342,7 @@ def run(spec: Spec, out_dir: str):
             budget=probe_attack.Budget(steps=spec.attack_steps, epsilon=spec.attack_epsilon, suffix_len=spec.attack_suffix_len,
                                          nll_weight=spec.attack_nll_weight),
             discrete_steps=spec.attack_discrete_steps, adv_rounds=spec.adv_probe_rounds, seed=spec.seed,
-            batch_size=spec.batch_size, max_new_tokens=max_new)
+            batch_size=spec.batch_size, max_new_tokens=max_new, aim_clean=spec.attack_aim == "clean")
         m.update(res["metrics"])
         det["probe_robustness"] = res["details"]
         rec.table("probe_attack", res["rows"])
