@@ -8,12 +8,21 @@ retried batch found the item finished with the same spec and run token).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 REPORT_FILE = "batch.json"
 DONE_FILE = "batch-item.json"  # beside an item's manifest: the spec (and run token) it finished with
 STATUSES = ("succeeded", "failed", "kept")
+# In DONE_FILE: ``spec_sha256`` = spec_digest(run token, the spec file as the batch read it). On
+# an object store the run task adds ``store_spec_sha256`` = spec_digest(run token, the spec as
+# stored): the local file names this worker's scratch paths, the stored one is the same everywhere.
+
+
+def spec_digest(run_token: str, spec_text: str) -> str:
+    """What a finished item's done marker holds: its spec text under this run token."""
+    return hashlib.sha256((run_token + "\0" + spec_text).encode()).hexdigest()
 
 
 def read_report(out_dir: str | Path) -> dict[str, dict]:

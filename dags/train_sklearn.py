@@ -63,7 +63,7 @@ def train_sklearn():
         return {k: ds[k] for k in ("id", "name", "version", "sha256", "uri")}
 
     model = stage_tasks("train-sklearn", lambda p, ds: lc.train_sklearn_spec(p, ds),
-                        {"ds": register_dataset()}, outlets=[WAREHOUSE_ASSET])
+                        {"ds": register_dataset()}, outlets=[WAREHOUSE_ASSET], form_fields={"dataset": "dataset_path"})
 
     @task
     def join_group(model: dict, **context) -> dict | None:

@@ -23,7 +23,6 @@ The batch spec::
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import sys
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from contract.batch import DONE_FILE, REPORT_FILE, read_report
+from contract.batch import DONE_FILE, REPORT_FILE, read_report, spec_digest
 from contract.errors import UserError
 from contract.stages import STAGES
 
@@ -73,10 +72,6 @@ class BatchSpec(BaseModel):
         return items
 
 
-def _spec_digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _finished(out: Path, digest: str) -> bool:
     """The item already ran to a manifest with this very spec (a retried batch keeps it)."""
     try:
@@ -108,7 +103,7 @@ def run_item(mod, stage: str, item: BatchItem, retries: int, run_token: str = ""
         text = Path(item.spec_path).read_text()
     except (OSError, UnicodeDecodeError) as e:
         return {**row, "status": "failed", "error": f"spec file {item.spec_path} cannot be read: {e}"}
-    digest = _spec_digest(run_token + "\0" + text)
+    digest = spec_digest(run_token, text)
     if _finished(out, digest):
         return {**row, "status": "kept"}
     t0 = time.perf_counter()

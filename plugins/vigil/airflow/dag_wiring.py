@@ -98,6 +98,7 @@ def stage_tasks(
     group_id: str | None = None,
     only_if: str | None = None,
     optional_inputs: bool = False,
+    form_fields: dict[str, str] | None = None,
 ):
     """Add the spec/run/record tasks of one stage in a TaskGroup; returns the record XComArg.
 
@@ -111,6 +112,8 @@ def stage_tasks(
         when a DAG runs one stage twice (the backdoor and its trigger-exposed control).
     :param only_if: a form field: when it is false the group is skipped (its record yields None).
     :param optional_inputs: run even when an upstream group was skipped (its input is then None).
+    :param form_fields: spec field -> the form field that sets it, for the spec task's refusals
+        (e.g. a local input file missing on the worker, with an object store).
     """
     stage = STAGES[stage_name]
     inputs = inputs or {}
@@ -129,7 +132,7 @@ def stage_tasks(
                 raise AirflowSkipException(f"form field {only_if!r} is off")
             ti = context["ti"]
             out = artifact_dir(ti.dag_id, run_key(context), gid)
-            return write_spec(out, stage_name, build_spec(params, **upstream))
+            return write_spec(out, stage_name, build_spec(params, **upstream), form_fields)
 
         prepared = spec(inputs)
         run = stage_operator(stage, spec_path=prepared["spec_path"], out_dir=prepared["out_dir"], task_id="run")

@@ -44,20 +44,23 @@ def artifact_dir(dag_id: str, run_id: str, stage_task: str, *, map_index: int | 
     return d
 
 
-def write_spec(out_dir: Path, stage: str, spec: dict[str, Any]) -> dict[str, str]:
+def write_spec(out_dir: Path, stage: str, spec: dict[str, Any],
+               field_names: dict[str, str] | None = None) -> dict[str, str]:
     """Validate ``spec`` against the stage's own schema, then write ``spec.json`` beside the outputs.
 
     On a remote object store (VIGIL_STORAGE_URL=s3://...) the spec names store URLs: they are
     validated as the stage will see them (fetched into this worker's scratch, checked by sha256),
+    a local file it names (a user's table) is uploaded to the store by its sha256 and named by URL,
     then the spec and its inputs are uploaded and the task hands on URLs, so any worker can run the
-    stage. The local default validates and returns paths exactly as before."""
+    stage. ``field_names`` (spec field -> form field) names the form's field in a refusal. The
+    local default validates and returns paths exactly as before."""
     from vigil.lifecycle.stage_io import local_inputs, publish_spec
 
-    inputs, as_run = local_inputs(spec)
+    inputs, as_run, to_write = local_inputs(spec, field_names)
     validate_spec(stage, as_run)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "spec.json"
-    path.write_text(json.dumps(spec, indent=2, sort_keys=True))
+    path.write_text(json.dumps(to_write, indent=2, sort_keys=True))
     written = {"stage": stage, "spec_path": str(path), "out_dir": str(out_dir)}
     return publish_spec(written, inputs)
 
