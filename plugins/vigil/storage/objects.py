@@ -168,16 +168,10 @@ class ObjectStore:
         digest = digest or self.manifest_digest(url)
         if not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise StorageError(f"fetch {url}: {digest!r} is not a sha256 hex digest")
-        name = url.rstrip("/").rsplit("/", 1)[-1]
-        home = Path(scratch) / "cas" / digest
-        done = home / name
-        if done.exists():
-            return done
-        tmp = Path(scratch) / "cas" / f".{digest}.{uuid.uuid4().hex[:8]}"
-        try:
-            tmp.mkdir(parents=True)
-            self.fs.get(self._path(url).rstrip("/") + "/", str(tmp / name), recursive=True)
-            manifest = tmp / name / MANIFEST
+
+        def fill(item: Path) -> None:
+            self.fs.get(self._path(url).rstrip("/") + "/", str(item), recursive=True)
+            manifest = item / MANIFEST
             if not manifest.exists():
                 raise StorageError(f"{url}/{MANIFEST} is not in the store: re-run the stage that writes {url}")
             actual = hashlib.sha256(manifest.read_bytes()).hexdigest()
@@ -185,16 +179,9 @@ class ObjectStore:
                 raise StorageError(f"{url}/{MANIFEST}: sha256 {actual[:12]}... is not the expected {digest[:12]}...; "
                                    "the output was replaced since its spec was written: re-run the task")
             for a in json.loads(manifest.read_text()).get("artifacts", []):
-                self._check(f"{url}/{a['path']}", tmp / name / a["path"], a["sha256"])
-            home.mkdir(parents=True, exist_ok=True)
-            try:
-                (tmp / name).rename(done)
-            except OSError:  # another task on this worker finished the same digest first
-                if not done.exists():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return done
+                self._check(f"{url}/{a['path']}", item / a["path"], a["sha256"])
+
+        return self._cached(url, digest, scratch, fill)
 
     def fetch(self, url: str, sha256: str, scratch: str | os.PathLike[str]) -> Path:
         """A verified local copy of the artifact at ``url`` (file or folder) in ``scratch/cas``.
@@ -208,23 +195,32 @@ class ObjectStore:
             path = self.local_path(url)
             self._check(url, path, sha256)
             return path
-        name = url.rstrip("/").rsplit("/", 1)[-1]
-        home = Path(scratch) / "cas" / sha256
-        done = home / name
-        if done.exists():
-            return done
-        tmp = Path(scratch) / "cas" / f".{sha256}.{uuid.uuid4().hex[:8]}"
         src = self._path(url)
-        try:
+
+        def fill(item: Path) -> None:
             if not self.fs.exists(src):
                 raise StorageError(f"{url} is not in the store: it was never uploaded, or was deleted")
-            tmp.mkdir(parents=True)
             if self.fs.isdir(src):
-                self.fs.get(src.rstrip("/") + "/", str(tmp / name), recursive=True)
+                self.fs.get(src.rstrip("/") + "/", str(item), recursive=True)
             else:
-                self.fs.get_file(src, str(tmp / name))
-            self._check(url, tmp / name, sha256)
-            home.mkdir(parents=True, exist_ok=True)
+                self.fs.get_file(src, str(item))
+            self._check(url, item, sha256)
+
+        return self._cached(url, sha256, scratch, fill)
+
+    @staticmethod
+    def _cached(url: str, digest: str, scratch: str | os.PathLike[str], fill: Callable[[Path], None]) -> Path:
+        """``scratch/cas/<digest>/<name>``: kept when already there; otherwise ``fill`` downloads
+        and checks it into a private temporary place, renamed in only once whole and checked."""
+        name = url.rstrip("/").rsplit("/", 1)[-1]
+        done = Path(scratch) / "cas" / digest / name
+        if done.exists():
+            return done
+        tmp = Path(scratch) / "cas" / f".{digest}.{uuid.uuid4().hex[:8]}"
+        try:
+            tmp.mkdir(parents=True)
+            fill(tmp / name)
+            done.parent.mkdir(parents=True, exist_ok=True)
             try:
                 (tmp / name).rename(done)
             except OSError:  # another task on this worker finished the same digest first
