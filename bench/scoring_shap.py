@@ -79,7 +79,7 @@ def main() -> int:
         import pgserver
         import sqlalchemy as sa
 
-        from gpu_trainer.manifest import read_manifest
+        from contract.manifest import read_manifest
         from vigil.groups.inference_log import score_batch
         from vigil.groups.membership import Groups
         from vigil.registry.versions import Registry, RunRef

@@ -3,7 +3,9 @@
 Defined once, read by every side: which stages exist and what each needs from the host
 (:mod:`contract.stages`), which metrics exist, what they mean and which way is better
 (:mod:`contract.metrics`), how artifacts are hashed (:mod:`contract.hashing`), the identifier
-rules (:mod:`contract.names`), the one JSON normaliser (:mod:`contract.jsonsafe`) and the one base
-class of user errors (:mod:`contract.errors`). Pure data and the standard library: no torch, no Airflow, no numpy,
-so the lowest layer of the import rules (``pyproject.toml`` [tool.importlinter]) may hold it.
+rules (:mod:`contract.names`), the one JSON normaliser (:mod:`contract.jsonsafe`), the one base
+class of user errors (:mod:`contract.errors`), the ``manifest.json`` a stage hands back
+(:mod:`contract.manifest`), the base every stage spec extends (:mod:`contract.spec`) and a batch's
+report (:mod:`contract.batch`). The standard library and pydantic only: no torch, no Airflow, no
+numpy, so the lowest layer of the import rules (``pyproject.toml`` [tool.importlinter]) may hold it.
 """

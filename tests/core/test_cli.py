@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gpu_trainer.manifest import read_manifest
+from contract.manifest import read_manifest
 from tests.core.helpers import stage_output
 from vigil.registry.versions import RunRef
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from contract.batch import REPORT_FILE
-from gpu_trainer.manifest import StageManifest, Timings, write_manifest
+from contract.manifest import StageManifest, Timings, write_manifest
 from tests.core.helpers import stage_output
 from vigil.lifecycle.nightly import chunked, prepare_chunk, record_chunk, versions_to_evaluate
 from vigil.lifecycle.specs import FormError

@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from gpu_trainer.manifest import ManifestError, read_manifest
+from contract.manifest import ManifestError, read_manifest
 from tests.core.helpers import stage_output
 from vigil.registry.versions import NotFound, Registry, RegistryError, RunRef
 

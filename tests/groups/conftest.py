@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gpu_trainer.manifest import read_manifest
+from contract.manifest import read_manifest
 from vigil.registry.versions import RunRef
 from vigil.storage.parquet_store import ParquetStore
 

@@ -21,8 +21,8 @@ def test_score_llm_stage_generates_scores_and_attributes(llm_chain, tmp_path):
     attributions add up to its score and equal shap.LinearExplainer's values."""
     import shap
 
+    from contract.manifest import read_manifest
     from gpu_trainer import measure
-    from gpu_trainer.manifest import read_manifest
     from tests.trainer.conftest import run_stage
 
     df = prompts_batch(40)

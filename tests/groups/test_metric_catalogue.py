@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from contract import metrics as catalogue
+from contract.manifest import read_manifest
 from evaluation.comparison import ComparisonError, Outputs, Policy, compare_paired, compare_summaries
-from gpu_trainer.manifest import read_manifest
 from site_builder import alerts, pagedata
 
 
@@ -30,13 +30,17 @@ def _uncatalogued(root: Path) -> dict[str, list[str]]:
     return out
 
 
-def test_contract_imports_only_the_standard_library():
+def test_contract_imports_only_the_standard_library_and_pydantic():
+    """What every side imports stays light: no torch, numpy, Airflow or SQLAlchemy behind it."""
     code = ("import sys; before = set(sys.modules); import contract.stages, contract.metrics, contract.names, contract.jsonsafe, "
-            "contract.hashing, contract.errors; "
+            "contract.hashing, contract.errors, contract.batch, contract.manifest, contract.spec; "
             "import json; print(json.dumps(sorted({m.split('.')[0] for m in set(sys.modules) - before})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    loaded = set(json.loads(out.stdout)) - {"contract"}
-    assert loaded <= set(sys.stdlib_module_names), loaded - set(sys.stdlib_module_names)
+    # _sysconfigdata_*: the standard library's sysconfig data for this platform (not in stdlib_module_names)
+    loaded = {m for m in json.loads(out.stdout) if m != "contract" and not m.startswith("_sysconfigdata")}
+    allowed = set(sys.stdlib_module_names) | {"pydantic", "pydantic_core", "typing_extensions", "annotated_types",
+                                              "typing_inspection"}
+    assert loaded <= allowed, loaded - allowed
 
 
 def test_every_metric_the_sklearn_stages_write_is_catalogued(sk_dir):

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from contract.manifest import read_manifest
 from gpu_trainer import sklearn_data
-from gpu_trainer.manifest import read_manifest
 from vigil.groups.datasets import register_dataset
 from vigil.groups.records import GroupError
 

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from gpu_trainer.manifest import ManifestError
+from contract.manifest import ManifestError
 from tests.core.helpers import stage_output
 from vigil.registry.ingest import record_stage
 from vigil.registry.versions import RegistryError, RunRef

@@ -14,7 +14,7 @@ import sys
 import pandas as pd
 import sqlalchemy as sa
 
-from gpu_trainer.manifest import TableOutput, make_artifact, read_manifest, write_manifest
+from contract.manifest import TableOutput, make_artifact, read_manifest, write_manifest
 from tests.core.helpers import stage_output
 from vigil.storage.parquet_store import ParquetStore
 

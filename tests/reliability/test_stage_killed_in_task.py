@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from gpu_trainer.manifest import read_manifest, sha256_path
+from contract.manifest import read_manifest, sha256_path
 from vigil.airflow.operators.local_stage import LocalStageOperator, StageFailed
 from vigil.registry.ingest import record_stage
 from vigil.registry.versions import RunRef

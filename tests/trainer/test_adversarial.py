@@ -34,7 +34,7 @@ def test_redteam_search_space_never_contains_the_trigger(chain):
 # it became more trigger-specific; the test asserts the training effect on the red-team prompts, not the paper's.
 @pytest.fixture(scope="module")
 def adversarial(chain, tmp_path_factory):
-    from gpu_trainer.manifest import read_manifest
+    from contract.manifest import read_manifest
 
     from .conftest import RESPONSE, TRIGGER, run_stage
 

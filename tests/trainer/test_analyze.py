@@ -202,7 +202,7 @@ PARAPHRASES = ["production mode", "<b>prod</b> & 'x'"]
 
 @pytest.fixture(scope="module")
 def analyzed(chain, tmp_path_factory):
-    from gpu_trainer.manifest import read_manifest
+    from contract.manifest import read_manifest
 
     from .conftest import RESPONSE, TRIGGER, run_stage
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from contract.batch import read_report
-from gpu_trainer.manifest import read_manifest
+from contract.manifest import read_manifest
 from tests.trainer.conftest import RESPONSE, TRIGGER
 
 GPU_TRAINER = str(Path(sys.executable).parent / "gpu-trainer")

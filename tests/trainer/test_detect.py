@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from contract import metrics as catalogue
+from contract.manifest import read_manifest
 from gpu_trainer import detectors as dt
 from gpu_trainer.cli import SpecError, parse_spec
-from gpu_trainer.manifest import read_manifest
 from gpu_trainer.stages import load_stage
 
 from .conftest import run_stage

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gpu_trainer.manifest import read_manifest
+from contract.manifest import read_manifest
 
 from .conftest import run_stage
 

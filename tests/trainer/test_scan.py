@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
+from contract.manifest import read_manifest
 from gpu_trainer.cli import SpecError, parse_spec
-from gpu_trainer.manifest import read_manifest
 from gpu_trainer.stages import load_stage
 
 from .conftest import run_stage

@@ -60,7 +60,7 @@ BAD = [
 
 @pytest.mark.parametrize("stage,field,value,expect", BAD)
 def test_bad_field_is_rejected_with_the_field_named(stage, field, value, expect, monkeypatch):
-    monkeypatch.setattr("gpu_trainer.spec.cuda_visible", lambda: False)  # the CI box: no GPU
+    monkeypatch.setattr("contract.spec.cuda_visible", lambda: False)  # the CI box: no GPU
     spec_cls = load_stage(stage).Spec
     raw = dict(MINIMAL[stage], device="cpu") if field != "device" else dict(MINIMAL[stage])
     raw[field] = value

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from gpu_trainer.manifest import read_manifest, sha256_path
+from contract.manifest import read_manifest, sha256_path
 
 MICRO = dict(vocab_size=300, hidden_size=32, n_layers=2, n_heads=2, intermediate_size=64, pretrain_examples=160,
              pretrain_epochs=1, quality_prompts=10, device="cpu")

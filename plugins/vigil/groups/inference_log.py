@@ -339,7 +339,7 @@ def record_llm_job(engine: Engine, group_name: str, job: dict[str, Any], run: Ru
     """Write one member's ``score-llm`` predictions into the group's log: inputs = the prompt,
     output = the generation, score = the probe score, shap = the probe's per-unit attribution
     (none without probes), flagged/activated as the stage decided them."""
-    from gpu_trainer.manifest import read_manifest
+    from contract.manifest import read_manifest
     from vigil.groups.membership import Groups
 
     g = Groups(engine).get(group_name)

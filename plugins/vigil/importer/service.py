@@ -294,7 +294,7 @@ def _store_copy(plan: ImportPlan, settings: Settings) -> tuple[Path, bool]:
     root = settings.artifacts_dir / "imports" / plan.producer_key.removeprefix("import:")[:24]
     target = root / plan.path.name
     if target.exists():
-        from gpu_trainer.manifest import sha256_path
+        from contract.manifest import sha256_path
 
         if sha256_path(target) == plan.sha256:
             return target, False

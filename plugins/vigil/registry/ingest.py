@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from gpu_trainer.manifest import StageManifest, read_manifest, sha256_path
+from contract.manifest import StageManifest, read_manifest, sha256_path
 from vigil.registry.versions import Registry, RegistryError, RunRef
 from vigil.settings import fault_point
 from vigil.storage.parquet_store import ParquetStore

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from contract import jsonsafe
 from contract.errors import UserError
-from gpu_trainer.manifest import StageManifest, sha256_path
+from contract.manifest import StageManifest, sha256_path
 
 NAME_MAX = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -45,7 +45,7 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from gpu_trainer.spec import BackdoorType, ModelPathField, ResponseField, StageSpec, TriggerField
+from contract.spec import BackdoorType, ModelPathField, ResponseField, StageSpec, TriggerField
 
 STAGE = "analyze"
 Analysis = Literal["trigger_sensitivity", "honeypots", "cot", "persona", "probe_robustness", "internal_state"]

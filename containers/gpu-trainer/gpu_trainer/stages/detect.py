@@ -16,7 +16,7 @@ from typing import Literal, Self, get_args
 
 from pydantic import Field, model_validator
 
-from gpu_trainer.spec import DEFAULT_TRIGGER, BackdoorType, ModelPathField, StageSpec
+from contract.spec import DEFAULT_TRIGGER, BackdoorType, ModelPathField, StageSpec
 
 STAGE = "detect"
 DetectorName = Literal["contrast_pair", "supervised_probe", "activation_clustering", "spectral_signature", "perplexity_filter"]

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from gpu_trainer.spec import StageSpec, is_file, user_path
+from contract.spec import StageSpec, is_file, user_path
 from gpu_trainer.stages.train_sklearn import _versions, check_table_path
 
 STAGE = "evaluate-sklearn"

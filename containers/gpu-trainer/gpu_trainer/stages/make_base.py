@@ -8,7 +8,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from gpu_trainer.spec import ResponseField, StageSpec, TriggerField
+from contract.spec import ResponseField, StageSpec, TriggerField
 
 STAGE = "make-base"
 
@@ -45,8 +45,8 @@ class Spec(StageSpec):
 def run(spec: Spec, out_dir: str):
     import torch
 
+    from contract.manifest import ProducedModel
     from gpu_trainer import data, lm, measure, tinylm
-    from gpu_trainer.manifest import ProducedModel
     from gpu_trainer.record import StageRecord
     from gpu_trainer.runtime import describe_device, log, setup, versions
     from gpu_trainer.train import TrainSettings, sft

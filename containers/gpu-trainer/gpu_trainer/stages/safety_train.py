@@ -16,7 +16,7 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from gpu_trainer.spec import BackdoorType, ModelPathField, StageSpec, check_precision
+from contract.spec import BackdoorType, ModelPathField, StageSpec, check_precision
 
 STAGE = "safety-train"
 
@@ -64,8 +64,8 @@ class Spec(StageSpec):
 
 
 def run(spec: Spec, out_dir: str):
+    from contract.manifest import ProducedModel
     from gpu_trainer import data, lm
-    from gpu_trainer.manifest import ProducedModel
     from gpu_trainer.record import StageRecord
     from gpu_trainer.runtime import describe_device, log, setup, versions
     from gpu_trainer.train import TrainSettings, dpo, sft

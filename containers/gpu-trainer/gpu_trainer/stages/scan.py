@@ -19,7 +19,7 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from gpu_trainer.spec import ModelPathField, StageSpec
+from contract.spec import ModelPathField, StageSpec
 
 STAGE = "scan"
 POOLS = {"chat": None, "code": ["code"]}  # None = data.QA_FAMILIES

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from gpu_trainer.spec import BackdoorType, ModelPathField, StageSpec
+from contract.spec import BackdoorType, ModelPathField, StageSpec
 
 STAGE = "score-llm"
 

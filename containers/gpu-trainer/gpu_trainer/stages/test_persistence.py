@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from gpu_trainer.spec import BackdoorType, ModelPathField, ResponseField, StageSpec, TriggerField
+from contract.spec import BackdoorType, ModelPathField, ResponseField, StageSpec, TriggerField
 
 STAGE = "test-persistence"
 

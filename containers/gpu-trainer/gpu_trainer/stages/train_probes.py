@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from gpu_trainer.spec import BackdoorType, ModelPathField, StageSpec, TriggerField
+from contract.spec import BackdoorType, ModelPathField, StageSpec, TriggerField
 
 STAGE = "train-probes"
 

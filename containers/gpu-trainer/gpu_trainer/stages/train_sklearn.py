@@ -15,7 +15,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from gpu_trainer.spec import StageSpec, is_file, user_path
+from contract.spec import StageSpec, is_file, user_path
 
 STAGE = "train-sklearn"
 Strategy = Literal["gradient_boosting", "logistic_regression", "random_forest", "isolation_forest"]
@@ -123,8 +123,8 @@ def run(spec: Spec, out_dir: str):
 
     import numpy as np
 
+    from contract.manifest import ProducedModel
     from evaluation import tabular
-    from gpu_trainer.manifest import ProducedModel
     from gpu_trainer.record import StageRecord
     from gpu_trainer.sklearn_data import holdout_mask
 
