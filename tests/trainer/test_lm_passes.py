@@ -48,3 +48,13 @@ def test_last_token_states_equal_one_unpadded_text_at_a_time(loaded):
             hs = model(input_ids=ids, output_hidden_states=True).hidden_states
         alone = np.stack([h[0, -1].float().numpy() for h in hs])
         np.testing.assert_allclose(batched[:, i], alone, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("value", [pytest.param("two", id="word"), pytest.param("1.5", id="fraction"), pytest.param("-1", id="negative")])
+def test_a_bad_thread_count_is_refused_naming_the_variable(value, monkeypatch):
+    from contract.errors import UserError
+    from gpu_trainer.runtime import set_threads
+
+    monkeypatch.setenv("GPU_TRAINER_THREADS", value)
+    with pytest.raises(UserError, match="GPU_TRAINER_THREADS"):
+        set_threads()

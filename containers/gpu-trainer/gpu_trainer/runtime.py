@@ -13,6 +13,7 @@ from importlib import metadata
 import numpy as np
 import torch
 
+from contract.errors import UserError
 from gpu_trainer import repro
 
 log = logging.getLogger("gpu_trainer")
@@ -31,7 +32,10 @@ def set_threads() -> int:
     """One intra-op thread per usable core (GPU_TRAINER_THREADS overrides). ``os.cpu_count()`` would
     count the host's cores inside a container and oversubscribe; interop threads stay at 1 because
     our graphs are sequential. The count does not change results (see ``repro``), it is recorded."""
-    n = int(os.environ.get("GPU_TRAINER_THREADS", repro.usable_cores()))
+    raw = os.environ.get("GPU_TRAINER_THREADS", "").strip()
+    if raw and not raw.isdigit():
+        raise UserError(f"GPU_TRAINER_THREADS={raw!r}: must be a whole number of torch threads (or unset: one per usable core)")
+    n = int(raw) if raw else repro.usable_cores()
     torch.set_num_threads(max(1, n))
     try:
         torch.set_num_interop_threads(1)

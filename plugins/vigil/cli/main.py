@@ -32,6 +32,24 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _registered_llm(ref: str, device: str, command: str):
+    """(registry, version, lineage) of the LLM ``ref`` that ``vigil models COMMAND`` runs on, or a
+    clear failure naming what is wrong (unknown ref, not an LLM, unknown --device)."""
+    from vigil.registry.versions import RegistryError
+
+    reg = _registry()
+    try:
+        v = reg.get(ref)
+        lineage = reg.lineage(v.ref)
+    except RegistryError as e:
+        fail(str(e))
+    if v.family != "llm":
+        fail(f"{v.ref} is a {v.family} model; `vigil models {command}` reads LLMs only")
+    if device not in ("auto", "cpu", "cuda"):
+        fail(f"--device must be auto, cpu or cuda, not {device!r}")
+    return reg, v, lineage
+
+
 def _registry():
     from vigil.registry.versions import Registry
     from vigil.storage.db import DatabaseError
@@ -188,17 +206,8 @@ def models_scan(
     """Scan a version for a backdoor without its trigger: the scan_model DAG, run now through the
     same stage runner as Airflow (`airflow dags test`); prints the verdict it recorded."""
     from vigil.cli.airflow_commands import run_dag_now
-    from vigil.registry.versions import RegistryError
 
-    reg = _registry()
-    try:
-        v = reg.get(ref)
-    except RegistryError as e:
-        fail(str(e))
-    if v.family != "llm":
-        fail(f"{v.ref} is a {v.family} model; `vigil models scan` reads LLMs only")
-    if device not in ("auto", "cpu", "cuda"):
-        fail(f"--device must be auto, cpu or cuda, not {device!r}")
+    reg, v, _ = _registered_llm(ref, device, "scan")
     conf = {"model": v.ref, "seed": seed, "device": device}
     conf.update({k: x for k, x in (("steps", steps), ("n_eval_prompts", n_eval_prompts)) if x is not None})
     run_dag_now("scan_model", conf)
@@ -223,18 +232,8 @@ def models_inspect(
     from contract.manifest import read_manifest
     from site_builder.charts import render
     from vigil.airflow.stage_runner import StageRunError, run_stage_locally
-    from vigil.registry.versions import RegistryError
 
-    reg = _registry()
-    try:
-        v = reg.get(ref)
-        lineage = reg.lineage(v.ref)
-    except RegistryError as e:
-        fail(str(e))
-    if v.family != "llm":
-        fail(f"{v.ref} is a {v.family} model; `vigil models inspect` reads LLMs only")
-    if device not in ("auto", "cpu", "cuda"):
-        fail(f"--device must be auto, cpu or cuda, not {device!r}")
+    reg, v, lineage = _registered_llm(ref, device, "inspect")
     if not 1 <= len(prompt.strip()) <= 2000:
         fail("PROMPT needs 1-2000 characters")
     trained = next((a.params for a in reversed(lineage) if "trigger" in (a.params or {})), {})
