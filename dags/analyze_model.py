@@ -12,13 +12,12 @@ shows a section per analysis after `vigil site build`.
 
 from airflow.sdk import DAG
 
-from gpu_trainer.stages import load_stage
+from contract.specs.analyze import ANALYSES, Spec
 from vigil.airflow.forms import param
 from vigil.airflow.stage_dags import model_ref_param, registered_stage_dag
 from vigil.lifecycle.analyze import registered_analyze_spec
 
-stage = load_stage("analyze")
-spec = stage.Spec
+spec = Spec
 
 dag: DAG = registered_stage_dag(
     dag_id="analyze_model",
@@ -26,8 +25,8 @@ dag: DAG = registered_stage_dag(
     doc=__doc__,
     params={
         "model": model_ref_param("Model", "The LLM version to analyse."),
-        "analyses": param(spec, "analyses", default=list(stage.ANALYSES), examples=list(stage.ANALYSES),
-                          items={"type": "string", "enum": list(stage.ANALYSES)}, uniqueItems=True, minItems=1),
+        "analyses": param(spec, "analyses", default=list(ANALYSES), examples=list(ANALYSES),
+                          items={"type": "string", "enum": list(ANALYSES)}, uniqueItems=True, minItems=1),
         "paraphrases": param(spec, "paraphrases", default=[], items={"type": "string", "minLength": 1, "maxLength": 200}),
         "placements": param(spec, "placements", default=["middle", "suffix"], examples=["middle", "suffix"],
                             items={"type": "string", "enum": ["middle", "suffix"]}, uniqueItems=True),

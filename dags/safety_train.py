@@ -4,12 +4,12 @@ version; the result is registered with the input as its parent."""
 
 from airflow.sdk import DAG, Param
 
-from gpu_trainer.stages import load_stage
+from contract.specs import spec_for
 from vigil.airflow.forms import param
 from vigil.airflow.stage_dags import model_ref_param, registered_stage_dag
 from vigil.lifecycle.specs import registered_safety_spec
 
-spec = load_stage("safety-train").Spec
+spec = spec_for("safety-train")
 
 dag: DAG = registered_stage_dag(
     dag_id="safety_train",

@@ -9,12 +9,12 @@ verdict, the candidates and their Wilson intervals as the version's ``scan`` eva
 
 from airflow.sdk import DAG
 
-from gpu_trainer.stages import load_stage
+from contract.specs import spec_for
 from vigil.airflow.forms import param
 from vigil.airflow.stage_dags import model_ref_param, registered_stage_dag
 from vigil.lifecycle.specs import registered_scan_spec
 
-spec = load_stage("scan").Spec
+spec = spec_for("scan")
 
 dag: DAG = registered_stage_dag(
     dag_id="scan_model",

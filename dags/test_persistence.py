@@ -3,12 +3,12 @@ and after (same prompts): persistence = triggered rate after / before, with an i
 
 from airflow.sdk import DAG, Param
 
-from gpu_trainer.stages import load_stage
+from contract.specs import spec_for
 from vigil.airflow.forms import param
 from vigil.airflow.stage_dags import model_ref_param, registered_stage_dag
 from vigil.lifecycle.specs import registered_persistence_spec
 
-spec = load_stage("test-persistence").Spec
+spec = spec_for("test-persistence")
 
 dag: DAG = registered_stage_dag(
     dag_id="test_persistence",

@@ -2,12 +2,12 @@
 
 from airflow.sdk import DAG, Param
 
-from gpu_trainer.stages import load_stage
+from contract.specs import spec_for
 from vigil.airflow.forms import param
 from vigil.airflow.stage_dags import model_ref_param, registered_stage_dag
 from vigil.lifecycle.specs import BACKDOOR_FIELDS, registered_train_backdoor_spec
 
-spec = load_stage("train-backdoor").Spec
+spec = spec_for("train-backdoor")
 
 dag: DAG = registered_stage_dag(
     dag_id="train_backdoor",

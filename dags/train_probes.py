@@ -7,12 +7,12 @@ clean base) is scored with the same probes, so detection stands against chance.
 
 from airflow.sdk import DAG
 
-from gpu_trainer.stages import load_stage
+from contract.specs import spec_for
 from vigil.airflow.forms import param
 from vigil.airflow.stage_dags import model_ref_param, registered_stage_dag
 from vigil.lifecycle.specs import registered_probes_spec
 
-spec = load_stage("train-probes").Spec
+spec = spec_for("train-probes")
 
 dag: DAG = registered_stage_dag(
     dag_id="train_probes",

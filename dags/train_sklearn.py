@@ -11,13 +11,13 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag
 
-from gpu_trainer.stages import load_stage
+from contract.specs import spec_for
 from vigil.airflow.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, run_ref, stage_tasks
 from vigil.airflow.forms import param
 from vigil.airflow.tasks import task
 from vigil.lifecycle import specs as lc
 
-spec = load_stage("train-sklearn").Spec
+spec = spec_for("train-sklearn")
 
 
 @dag(

