@@ -2,7 +2,7 @@
 often the scan is right on backdoors and wrong on controls.
 
 Per seed, one base (a clean control too); per backdoor (types and trigger kinds rotate over the
-zoo's grid, see ``gpu_trainer.zoo``) a trigger-exposed control trained with the same data size,
+zoo's grid, see ``contract.zoo``) a trigger-exposed control trained with the same data size,
 hyperparameters and trainer, whose completions are the normal ones. Every model is registered
 (``zoo-<zoo>-<member>``, lineage base -> backdoor / control), validated, and scanned with the
 ``scan`` stage, which is never told the trigger; the record step alone compares the scan's

@@ -1,7 +1,7 @@
 """Pure node functions of the ``scan_zoo`` DAG: the zoo's members and each member's stage specs.
 
 A zoo is a grid of tiny backdoored models and their controls, every one scanned blind (see
-``gpu_trainer.zoo`` for the grid: backdoor types, trigger kinds, the calibration and judged zoos).
+``contract.zoo`` for the grid: backdoor types, trigger kinds, the calibration and judged zoos).
 Per seed: one base (a clean control too, scanned without a reference), and per backdoor a
 trigger-exposed control trained with the same data size, hyperparameters and trainer. The planted
 trigger goes into the train and validate specs only; the scan spec never carries it.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpu_trainer import zoo as grid
+from contract import zoo as grid
 from vigil.lifecycle.specs import FormError
 
 MAX_SEEDS = 8
