@@ -1,8 +1,10 @@
 """The stage registry: CLI name -> module path, imported lazily.
 
 The names, modules and host resources are defined once, in :mod:`contract.stages` (the Airflow
-side reads the same table). Each module exposes ``Spec`` (a pydantic model, extra='forbid') and
-``run(spec, out_dir) -> StageManifest``, and imports torch only inside ``run``.
+side reads the same table). Each module exposes ``Spec`` (a pydantic model, extra='forbid',
+imported from its :mod:`contract.specs` module, where the Airflow side reads it too; make-base's is
+still defined in its module) and ``run(spec, out_dir) -> StageManifest``, and imports torch only
+inside ``run``.
 """
 
 from __future__ import annotations
