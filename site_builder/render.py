@@ -27,7 +27,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 REPORT_GROUP_DETAIL_LIMIT = 20
 BODY = {"home": "body/home.j2", "models": "body/models.j2", "version": "body/version.j2", "groups": "body/groups.j2",
         "group": "body/group.j2", "runs": "body/runs.j2", "coverage": "body/coverage.j2", "zoo": "body/zoo.j2",
-        "zoos": "body/zoos.j2", "analyses": "body/analyses.j2"}
+        "zoos": "body/zoos.j2", "analyses": "body/analyses.j2", "sweep": "body/sweep.j2", "sweeps": "body/sweeps.j2"}
 
 
 def _ticks(text: str) -> Markup:
@@ -184,7 +184,8 @@ def render_bundle(page: PageSpec, out: Path, *, pdf: bool, generated: str, versi
     if pdf and page.pdf:
         body = _body(page, "pdf", lambda n: (out / "charts" / f"{n}.svg").resolve().as_uri())
         html = pdf_html(page.title, [body], generated=generated, version=version,
-                        subtitle={"version": "Model version", "group": "Model group", "zoo": "Scan zoo"}.get(page.kind, ""))
+                        subtitle={"version": "Model version", "group": "Model group", "zoo": "Scan zoo",
+                                          "sweep": "Sweep"}.get(page.kind, ""))
         timings["pdf"] = write_pdf(html, out / "page.pdf", out)
     return timings
 
@@ -215,6 +216,8 @@ def report_html(report: dict[str, Any], group_pages: list[PageSpec], group_chart
                         + body("groups", {"rows": report["home"]["groups"]}))
     for z in report.get("zoos", [])[:REPORT_GROUP_DETAIL_LIMIT]:
         sections.append(f'<h2 class="break">{escape(z["title"])}</h2>' + body("zoo", z))
+    for sw in report.get("sweeps", [])[:REPORT_GROUP_DETAIL_LIMIT]:
+        sections.append(f'<h2 class="break">{escape(sw["title"])}</h2>' + body("sweep", sw))
     sections.append('<h2 class="break">Coverage</h2>' + body("coverage", report["coverage"]))
     sections.append('<h2 class="break">Latest runs</h2>' + body("runs", {"rows": report["runs"], "total": len(report["runs"]),
                                                                          "shown": len(report["runs"])}))

