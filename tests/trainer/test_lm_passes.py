@@ -58,3 +58,23 @@ def test_a_bad_thread_count_is_refused_naming_the_variable(value, monkeypatch):
     monkeypatch.setenv("GPU_TRAINER_THREADS", value)
     with pytest.raises(UserError, match="GPU_TRAINER_THREADS"):
         set_threads()
+
+
+def test_the_thread_count_caps_numpys_blas_pool_too(monkeypatch):
+    """OpenBLAS starts a thread per core whatever torch is told; on cores shared by stage processes
+    its idle-waiting threads made the probes' fits ~7x slower, so the stage's count caps it too."""
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from gpu_trainer.runtime import set_threads
+
+    before_blas = max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+    before_torch = torch.get_num_threads()
+    monkeypatch.setenv("GPU_TRAINER_THREADS", "1")
+    try:
+        set_threads()
+        assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} == {1}
+        assert torch.get_num_threads() == 1
+    finally:
+        threadpool_limits(limits=before_blas, user_api="blas")
+        torch.set_num_threads(before_torch)

@@ -31,12 +31,19 @@ def setup_logging() -> None:
 def set_threads() -> int:
     """One intra-op thread per usable core (GPU_TRAINER_THREADS overrides). ``os.cpu_count()`` would
     count the host's cores inside a container and oversubscribe; interop threads stay at 1 because
-    our graphs are sequential. The count does not change results (see ``repro``), it is recorded."""
+    our graphs are sequential. The count does not change results (see ``repro``), it is recorded.
+
+    The same count caps NumPy/SciPy's BLAS pool (OpenBLAS starts one thread per core whatever torch
+    is told): the probes' logistic regressions spent 0.5 s of a 1.7 s nightly evaluation waiting
+    on BLAS threads that the other stage processes on the same cores had descheduled, 0.08 s with one."""
     raw = os.environ.get("GPU_TRAINER_THREADS", "").strip()
     if raw and not raw.isdigit():
         raise UserError(f"GPU_TRAINER_THREADS={raw!r}: must be a whole number of torch threads (or unset: one per usable core)")
     n = int(raw) if raw else repro.usable_cores()
     torch.set_num_threads(max(1, n))
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=max(1, n), user_api="blas")  # not a `with`: the cap lasts for the process
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set once in this process (tests run several stages)
