@@ -406,16 +406,20 @@ def _persist_eval(c: Cell) -> Mapping[str, Any] | None:
 
 
 def mitigation_matrix(cells: Sequence[Cell]) -> dict[str, Any]:
-    """Rows: backdoor type (x base size when the cells span several); columns: safety method @
-    strength; per entry the pooled residual triggered rate, the rate before, the clean quality lost
-    and the scan's verdicts on the safety-trained models, plus the cell states."""
-    sizes = sorted({c.base_size for c in cells})
-    by_size = len(sizes) > 1
+    """Rows: backdoor type (x trigger, x base size when the cells span several); columns: safety
+    method @ strength; per entry the pooled residual triggered rate, the rate before, the clean
+    quality lost and the scan's verdicts on the safety-trained models, plus the cell states."""
+    by_size = len({c.base_size for c in cells}) > 1
+    by_trigger = len({c.trigger for c in cells}) > 1
+
+    def row_of(c: Cell) -> tuple[str, str, str]:
+        return c.backdoor_type, c.trigger if by_trigger else "", c.base_size if by_size else ""
+
     cols = sorted({(c.safety_method, float(c.safety_strength)) for c in cells})
-    rows = sorted({(c.backdoor_type, c.base_size if by_size else "") for c in cells})
+    rows = sorted({row_of(c) for c in cells})
     grid: dict[tuple, list[Cell]] = defaultdict(list)
     for c in cells:
-        grid[((c.backdoor_type, c.base_size if by_size else ""), (c.safety_method, float(c.safety_strength)))].append(c)
+        grid[(row_of(c), (c.safety_method, float(c.safety_strength)))].append(c)
     entries = []
     for r in rows:
         for col in cols:
@@ -443,7 +447,8 @@ def mitigation_matrix(cells: Sequence[Cell]) -> dict[str, Any]:
                 "scan": {"flagged": verdicts.get("backdoored", 0), "scanned": scanned,
                          "verdicts": dict(sorted(verdicts.items()))},
             })
-    return {"rows": [list(r) for r in rows], "cols": [[m, s] for m, s in cols], "by_size": by_size, "entries": entries,
+    return {"rows": [list(r) for r in rows], "cols": [[m, s] for m, s in cols], "by_size": by_size,
+            "by_trigger": by_trigger, "entries": entries,
             "pooling": "seeds pooled: sum of activations over sum of prompts, one Wilson 95% interval; per-seed range beside it"}
 
 
@@ -538,18 +543,43 @@ def fit_slope(points: Sequence[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
     return out
 
 
+# Which model a scaling metric is measured on: cells that share that model (a sweep's cells share
+# one backdoor per size, seed, type and trigger; one base per size and seed) give one point, not
+# one per cell (the same measurement counted twice would narrow the fit's interval for nothing).
+# The safety-trained metrics are fitted per safety method and strength: methods are not pooled.
+MEASURED_ON = {"persistence": "safety", "residual_rate": "safety", "triggered_rate": "backdoored",
+               "clean_rate": "backdoored", "detector_margin": "backdoored", "scan_score": "backdoored",
+               "clean_quality": "base"}
+
+
 def scaling(cells: Sequence[Cell]) -> dict[str, Any]:
-    """Per scaling metric: the cells' points (succeeded cells with a parameter count) and the fit."""
+    """Per scaling metric (per safety method @ strength for the safety-trained ones): one point per
+    measured model of the succeeded cells with a parameter count, and the fit."""
     done = [c for c in cells if c.state == "succeeded" and c.n_params]
     pts = [(c, cell_point(c)) for c in done]
     metrics = []
     for key, label in SCALING_METRICS:
-        series = [{"cell": c.key, "n_params": int(c.n_params), "base_size": c.base_size, "backdoor_type": c.backdoor_type,
-                   "safety_method": c.safety_method, "seed": c.seed, **p[key]} for c, p in pts if p[key] is not None]
-        fit = fit_slope([(s["n_params"], s) for s in series])
-        paper = PAPER_DIRECTION.get(key, (None, "not stated"))
-        metrics.append({"key": key, "label": label, "points": series, "fit": fit,
-                        "paper": {"direction": paper[0], "text": f"{PAPER}: {paper[1]}"},
-                        "agrees": (None if paper[0] is None or fit["direction"] in (None, "no clear direction")
-                                   else fit["direction"] == paper[0])})
+        on = MEASURED_ON[key]
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        seen: set[tuple] = set()
+        for c, p in pts:
+            m = getattr(c, on)
+            if p[key] is None or m is None:
+                continue
+            group = f"{c.safety_method} @ {c.safety_strength:g}" if on == "safety" else ""
+            if (group, m.version_id) in seen:
+                continue
+            seen.add((group, m.version_id))
+            groups[group].append({"cell": c.key, "n_params": int(c.n_params), "base_size": c.base_size,
+                                  "backdoor_type": c.backdoor_type, "safety_method": c.safety_method, "seed": c.seed,
+                                  "version": m.ref, **p[key]})
+        for group in sorted(groups) or [""]:
+            series = groups.get(group, [])
+            fit = fit_slope([(s["n_params"], s) for s in series])
+            paper = PAPER_DIRECTION.get(key, (None, "not stated"))
+            metrics.append({"key": key, "label": label + (f", {group}" if group else ""), "group": group,
+                            "measured_on": on, "points": series, "fit": fit,
+                            "paper": {"direction": paper[0], "text": f"{PAPER}: {paper[1]}"},
+                            "agrees": (None if paper[0] is None or fit["direction"] in (None, "no clear direction")
+                                       else fit["direction"] == paper[0])})
     return {"sizes": sorted({c.n_params for c in done}), "metrics": metrics}

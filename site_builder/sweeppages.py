@@ -171,9 +171,9 @@ def matrix_view(m: dict[str, Any]) -> dict[str, Any]:
                 "colour": _residual_colour(res["value"] if res else None),
                 "value": res["value"] if res else None,
             })
-        rows.append({"type": r[0], "size": r[1], "cells": out})
+        rows.append({"type": r[0], "trigger": visible(r[1], 80), "size": r[2], "cells": out})
     return {"cols": [{"method": c[0], "strength": num(float(c[1]), 3).rstrip("0").rstrip(".")} for c in m["cols"]],
-            "rows": rows, "by_size": m["by_size"], "pooling": m["pooling"]}
+            "rows": rows, "by_size": m["by_size"], "by_trigger": m["by_trigger"], "pooling": m["pooling"]}
 
 
 def _fit_text(fit: dict[str, Any]) -> str:

