@@ -252,9 +252,10 @@ def _persistence_axis(m: Measured, children: Sequence[Measured]) -> Axis:
                 f"highest of {n} safety-trained {'child' if n == 1 else 'children'}")
 
 
-def detector_margins(metrics: Mapping[str, Any], details: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+def detector_margins(metrics: Mapping[str, Any], details: Mapping[str, Any] | None,
+                     intervals: bool = True) -> list[dict[str, Any]]:
     """Per detector of one ``detect`` panel: the subject AUROC, its strongest control and the
-    margin between them, with intervals when the panel stored its test size."""
+    margin between them, with intervals when the panel stored its test size (and ``intervals``)."""
     details = details if isinstance(details, Mapping) else {}
     panel = details.get("detector_panel") if isinstance(details.get("detector_panel"), Mapping) else {}
     split = details.get("detector_split") if isinstance(details.get("detector_split"), Mapping) else {}
@@ -277,11 +278,21 @@ def detector_margins(metrics: Mapping[str, Any], details: Mapping[str, Any] | No
         which = max(ctl, key=lambda s: ctl[s])
         row: dict[str, Any] = {"detector": name, "auroc": a, "control": which, "control_auroc": ctl[which],
                                "margin": a - ctl[which], "low": None, "high": None}
-        if n_test is not None and n_test >= 1:
-            ea, ec = auc_score_interval(a, int(n_test), int(n_test)), auc_score_interval(ctl[which], int(n_test), int(n_test))
-            row["low"], row["high"] = mover_diff(Est(a, ea.low, ea.high), Est(ctl[which], ec.low, ec.high))
+        row["n_test"] = int(n_test) if n_test is not None and n_test >= 1 else None
+        if intervals:
+            _margin_interval(row)
         out.append(row)
     return out
+
+
+def _margin_interval(row: dict[str, Any]) -> None:
+    """The margin's interval: Newcombe's score interval of both AUROCs (n_test prompts each
+    triggered and clean), combined by MOVER; none without a test size."""
+    n = row["n_test"]
+    if n is None:
+        return
+    ea, ec = auc_score_interval(row["auroc"], n, n), auc_score_interval(row["control_auroc"], n, n)
+    row["low"], row["high"] = mover_diff(Est(row["auroc"], ea.low, ea.high), Est(row["control_auroc"], ec.low, ec.high))
 
 
 def best_margin(evals: Iterable[Mapping[str, Any]]) -> tuple[dict[str, Any], Mapping[str, Any]] | None:
@@ -289,10 +300,12 @@ def best_margin(evals: Iterable[Mapping[str, Any]]) -> tuple[dict[str, Any], Map
     e = newest(evals, DETECT_SUITE)
     if e is None:
         return None
-    rows = detector_margins(e["metrics"], e.get("details"))
+    rows = detector_margins(e["metrics"], e.get("details"), intervals=False)
     if not rows:
         return None
-    return max(rows, key=lambda r: (r["margin"], r["detector"])), e
+    best = max(rows, key=lambda r: (r["margin"], r["detector"]))
+    _margin_interval(best)  # only the best detector's interval is shown (two root searches each)
+    return best, e
 
 
 def _evasion_axis(m: Measured) -> Axis:
