@@ -798,40 +798,46 @@ def _fmt_params(log10: float) -> str:
 
 
 def _scaling(data: dict[str, Any]) -> str:
-    """Scaling: one panel per metric, x = parameters (log scale), a point per cell with its
-    interval, and the fitted line (intercept + slope x log10(parameters)) where there is one."""
+    """Scaling: one panel per metric (two panels a row), x = parameters (log scale), a point per
+    measured model with its interval, and the fitted line (intercept + slope x log10(parameters))
+    where there is one."""
     panels = [p for p in data.get("panels") or [] if p.get("points")]
     if not panels:
         return empty()
     xs = [math.log10(float(pt[0])) for p in panels for pt in p["points"] if _is_num(pt[0]) and pt[0] > 0]
     if not xs:
         return empty()
-    w, ph, gap = PLOT_W, 92.0, 18.0
+    cols = 1 if len(panels) == 1 else 2
+    w = PLOT_W if cols == 1 else 150.0
+    ph, gap, colgap = 80.0, 56.0, 40.0
     lo, hi = min(xs), max(xs)
     pad = (hi - lo) * 0.08 or 0.25
-    sx = Scale(lo - pad, hi + pad, 0, w)
     sizes = sorted(set(xs))
-    xt = sizes if len(sizes) <= 8 else ticks(sx.lo, sx.hi, 6)  # a sweep's few sizes are its ticks
     c = Canvas()
     for k, p in enumerate(panels):
-        top = k * (ph + gap)
+        left, top = (k % cols) * (w + colgap), (k // cols) * (ph + gap)
+        sx = Scale(lo - pad, hi + pad, left, left + w)
+        xt = sizes if len(sizes) <= 8 else ticks(sx.lo, sx.hi, 4)  # a sweep's few sizes are its ticks
         pts = [(math.log10(float(pt[0])), float(pt[1]), pt[2] if _is_num(pt[2]) else None, pt[3] if _is_num(pt[3]) else None)
                for pt in p["points"] if _is_num(pt[0]) and pt[0] > 0 and _is_num(pt[1])]
         ys = [y for _, v, a, b in pts for y in (v, a, b) if y is not None]
         fit = p.get("fit")
-        if fit and all(_is_num(f) for f in fit):
+        line = bool(fit) and all(_is_num(f) for f in fit)
+        if line:
             ys += [fit[0] + fit[1] * sx.lo, fit[0] + fit[1] * sx.hi]
         sy = Scale(*data_range(ys), top + ph, top)
-        y_axis(c, sy, 0, grid_to=w, label=wrap(p.get("label", ""), 22), label_size=7.5)
-        x_axis(c, sx, top + ph, xt, grid_to=top, labels=[_fmt_params(t) for t in xt],
-               label="parameters (log scale)" if k == len(panels) - 1 else "")
+        y_axis(c, sy, left, grid_to=left + w)
+        title = wrap(p.get("label", ""), 40 if cols == 2 else 90)
+        for i, t in enumerate(title):  # the metric's name above its panel
+            c.text(left, top - 5 - (len(title) - 1 - i) * 9.0, t, size=7.5)
+        x_axis(c, sx, top + ph, xt, grid_to=top, labels=[_fmt_params(t) for t in xt], label="parameters (log scale)")
         for x, _v, a, b in pts:
             if a is not None and b is not None:
                 c.line(sx(x), sy(a), sx(x), sy(b), ERR, 1.0)
         c.markers([(sx(x), sy(v)) for x, v, _, _ in pts], BLUE, 2.2)
-        if fit and all(_is_num(f) for f in fit):
+        if line:
             c.line(sx(sx.lo), sy(fit[0] + fit[1] * sx.lo), sx(sx.hi), sy(fit[0] + fit[1] * sx.hi), RED, 1.2, dash("--", 1.2))
-        spines(c, 0, top, w, top + ph)
+        spines(c, left, top, left + w, top + ph)
     return c.svg()
 
 

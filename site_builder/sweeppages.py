@@ -172,7 +172,7 @@ def matrix_view(m: dict[str, Any]) -> dict[str, Any]:
                 "value": res["value"] if res else None,
             })
         rows.append({"type": r[0], "trigger": visible(r[1], 80), "size": r[2], "cells": out})
-    return {"cols": [{"method": c[0], "strength": num(float(c[1]), 3).rstrip("0").rstrip(".")} for c in m["cols"]],
+    return {"cols": [{"method": c[0], "strength": f"{float(c[1]):g}"} for c in m["cols"]],
             "rows": rows, "by_size": m["by_size"], "by_trigger": m["by_trigger"], "pooling": m["pooling"]}
 
 
@@ -222,7 +222,7 @@ def sweep_page_data(p, sweep: dict[str, Any], cell_rows: list[dict[str, Any]], p
         err = str(r["error"]).strip().splitlines()[0][:ERROR_CHARS] if r["error"] else None
         table.append({"key": visible(c.key, 200), "size": c.base_size, "n_params": num(c.n_params) if c.n_params else "—",
                       "type": c.backdoor_type, "trigger": visible(c.trigger, 80), "method": c.safety_method,
-                      "strength": num(c.safety_strength), "seed": c.seed, "state": c.state, "attempts": c.attempts,
+                      "strength": f"{c.safety_strength:g}", "seed": c.seed, "state": c.state, "attempts": c.attempts,
                       "error": err, "backdoored": link(r["backdoored_version_id"]), "safety": link(r["safety_version_id"]),
                       "control": link(r["control_version_id"]), "base": link(r["base_version_id"]),
                       "run": f"{r['run_dag_id']} / {r['run_run_id']}" if r.get("run_dag_id") else None})
@@ -230,7 +230,7 @@ def sweep_page_data(p, sweep: dict[str, Any], cell_rows: list[dict[str, Any]], p
             kids = [c.safety.version_id] if c.safety is not None else []
             axes = profile(p, c.backdoored.version_id, kids)
             if axes and risk.has_data(axes):
-                label = f"{c.base_size} {c.backdoor_type} {c.safety_method}@{num(c.safety_strength)} s{c.seed}"
+                label = f"{c.base_size} {c.backdoor_type} {c.safety_method}@{c.safety_strength:g} seed {c.seed}"
                 profiles.append({"label": label, "axes": [_axis_row(a) for a in axes]})
                 if len(overlay) < OVERLAY_MAX:
                     overlay.append(_series(label, axes))
