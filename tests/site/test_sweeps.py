@@ -399,8 +399,21 @@ def test_hostile_sweep_name_refused_by_the_schema(wh):
     slug and escape the names they get."""
     with pytest.raises(sa.exc.IntegrityError), wh.engine.begin() as c:
         c.execute(sa.text("INSERT INTO sweeps (name) VALUES (:n)"), {"n": HOSTILE})
+    from site_builder.pagedata import plan_site
+    from site_builder.render import markdown_page
+    from site_builder.snapshot import Snapshot
     from site_builder.sweeppages import sweep_ids
 
+    # were one to get through (an older schema, another writer), the pages still escape it
+    snap = Snapshot(versions=[], evaluations=[], groups=[], members=[], events=[], comparisons=[], runs=[],
+                    sweeps=[{"id": 7, "name": HOSTILE, "grid": {HOSTILE: [HOSTILE]}, "created_at": None, "updated_at": None}],
+                    sweep_cells=[])
+    plan = plan_site(snap)
+    pages = [p for p in plan.pages if p.kind in ("sweep", "sweeps")]
+    assert [p.id for p in pages] == ["sweeps/index", "sweeps/script-alert-sw-script-x-y"]
+    for p in pages:
+        md = markdown_page(p)
+        assert "<script>" not in md and ("&lt;script&gt;" in md or "\\&lt;script" in md), p.id
     assert sweep_ids([{"id": 1, "name": "a.b"}, {"id": 2, "name": "a-b"}, {"id": 3, "name": "index"}]) == {
         1: "sweeps/a-b", 2: "sweeps/a-b-s2", 3: "sweeps/index-s3"}
 
