@@ -819,7 +819,8 @@ class Planner:
         report = {"home": home.data, "models": self.version_rows("index"), "groups": [g.data for g in groups],
                   "coverage": coverage.data, "runs": runs_all[:50], "metric_heads": models.data["metric_heads"],
                   "zoos": [p.data | {"title": p.title} for p in zoos],
-                  "sweeps": [p.data | {"title": p.title} for p in sweeps]}
+                  # each sweep's grid, states, matrix and scaling table; its cells and profiles are in its own PDF
+                  "sweeps": [p.data | {"title": p.title, "brief": True, "cells": [], "profiles": []} for p in sweeps]}
         return SitePlan(pages, nav, report)
 
     def group_rows(self, from_id: str) -> list[dict[str, Any]]:

