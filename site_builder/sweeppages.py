@@ -262,9 +262,10 @@ def sweep_row(sweep: dict[str, Any], cell_rows: list[dict[str, Any]], pid: str, 
 
 # ------------------------------------------------------------------------------------ coverage
 def coverage(p, cell_rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The type x trigger x size x method space the sweeps span: per combination, the cells with
-    results (succeeded, with an evaluation of one of its versions), failed, waiting (pending or
-    running) and the combinations no sweep has a cell for ("never run")."""
+    """The type x trigger x size x method space the sweeps span: per combination, its cells with
+    results (succeeded, with an evaluation of one of its versions), failed, running, never run
+    (pending and never attempted; a pending cell that was attempted waits for its retry), and the
+    combinations no sweep has a cell for."""
     if not cell_rows:
         return None
     cells = cells_of(p, cell_rows)
@@ -272,36 +273,36 @@ def coverage(p, cell_rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     methods = sorted({c.safety_method for c in cells} | set(KNOWN_METHODS))
     triggers = sorted({c.trigger for c in cells})
     sizes = _size_order(cells)
-    tally: dict[tuple, dict[str, int]] = defaultdict(lambda: {"results": 0, "failed": 0, "waiting": 0, "no_results": 0})
+    kinds = (("results", "with results"), ("failed", "failed"), ("running", "running"), ("retry", "waiting for a retry"),
+             ("never", "never run"), ("no_results", "succeeded without results"))
+    tally: dict[tuple, dict[str, int]] = defaultdict(lambda: dict.fromkeys((k for k, _ in kinds), 0))
     for c in cells:
         t = tally[(c.backdoor_type, c.trigger, c.base_size, c.safety_method)]
-        if c.state == "failed":
-            t["failed"] += 1
-        elif c.state in ("pending", "running"):
-            t["waiting"] += 1
+        if c.state in ("failed", "running"):
+            t[c.state] += 1
+        elif c.state == "pending":
+            t["retry" if c.attempts else "never"] += 1
         elif any(m is not None and any(e["status"] == "succeeded" for e in m.evaluations)
                  for m in (c.backdoored, c.safety)):
             t["results"] += 1
         else:
             t["no_results"] += 1
     cols = [{"size": s, "method": mt} for s in sizes for mt in methods]
-    rows, never, counts = [], 0, defaultdict(int)
+    rows, counts = [], defaultdict(int)
     for ty in types:
         for tr in triggers:
             out = []
             for col in cols:
                 t = tally.get((ty, tr, col["size"], col["method"]))
                 if t is None:
-                    never += 1
-                    out.append({"text": "never run", "level": "never"})
+                    counts["absent"] += 1
+                    out.append({"text": "not in any sweep", "level": "never"})
                     continue
-                parts = [f"{t[k]} {label}" for k, label in (("results", "with results"), ("failed", "failed"),
-                                                             ("waiting", "waiting"), ("no_results", "without results"))
-                         if t[k]]
-                level = ("ok" if t["results"] else "failed" if t["failed"] else "waiting" if t["waiting"]
-                         else "noresults")
+                level = ("ok" if t["results"] else "failed" if t["failed"] else "waiting" if t["running"] or t["retry"]
+                         else "never" if t["never"] else "noresults")
                 counts[level] += 1
-                out.append({"text": ", ".join(parts), "level": level})
+                out.append({"text": ", ".join(f"{t[k]} {label}" for k, label in kinds if t[k]), "level": level})
             rows.append({"type": ty, "trigger": visible(tr, 80), "cells": out})
-    return {"cols": cols, "rows": rows, "never": never, "with_results": counts["ok"], "failed_only": counts["failed"],
-            "waiting": counts["waiting"], "combinations": len(types) * len(triggers) * len(cols)}
+    return {"cols": cols, "rows": rows, "absent": counts["absent"], "never": counts["never"], "with_results": counts["ok"],
+            "failed_only": counts["failed"], "waiting": counts["waiting"],
+            "combinations": len(types) * len(triggers) * len(cols)}

