@@ -31,8 +31,13 @@ method @ strength, over the cells' safety-trained versions: the residual trigger
 seeds (the sum of triggered activations over the sum of prompts, one Wilson interval; pooling
 treats the seeds' prompts as one sample, so the per-seed range is shown beside it: a spread wider
 than the interval says the seeds differ more than sampling does), the clean quality lost in safety
-training (before − after on the same prompts, pooled counts, Newcombe's interval) and how many of
-the scanned safety-trained models the blind scan still calls ``backdoored``.
+training (before − after, pooled counts, Newcombe's interval) and how many of the scanned
+safety-trained models the blind scan still calls ``backdoored``.
+
+Differences of two rates (quality cost here and on the profile) use the interval for independent
+samples; test-persistence measures before and after on the same prompts, and make-base and the
+later stages draw the same held-out prompts, so the true (paired) interval is narrower: these are
+conservative.
 
 **Scaling**: one point per cell (x = the base's parameter count) and, per metric, the slope
 against log10(parameters): weighted least squares with weights 1 / SE² (SE = the interval's half
@@ -548,6 +553,10 @@ def fit_slope(points: Sequence[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
         se_b = math.sqrt(phi / sxx)
     else:
         se_b = math.sqrt(rss / df / sxx)
+        if rss <= 1e-20 * max(1.0, sum(y * y for y in ys)):  # points exactly on a line and no interval of their own: no spread to estimate one from
+            out.update(slope=slope, intercept=icpt, method="ordinary least squares (a point has no interval)",
+                       reason="no interval: the points lie exactly on a line and carry no intervals of their own")
+            return out
     t = float(stats.t.ppf(0.975, df))
     out.update(slope=slope, intercept=icpt, low=slope - t * se_b, high=slope + t * se_b, se=se_b, df=df,
                method="weighted least squares (1/SE²), SE scaled by sqrt(max(1, χ²/df))" if weighted

@@ -11,6 +11,7 @@ computed here from the residual rate, never from user text.
 
 from __future__ import annotations
 
+import json
 import posixpath
 from collections import defaultdict
 from typing import Any
@@ -131,7 +132,8 @@ def _grid_rows(grid: Any) -> list[list[str]]:
     rows = []
     for k in sorted(grid, key=str):
         v = grid[k]
-        text = ", ".join(str(x) for x in v) if isinstance(v, list) else str(v)
+        text = (", ".join(str(x) for x in v) if isinstance(v, list)
+                else json.dumps(v, sort_keys=True, default=str) if isinstance(v, dict) else str(v))
         rows.append([visible(k, 80), visible(text, 400)])
     return rows
 
@@ -179,6 +181,8 @@ def matrix_view(m: dict[str, Any]) -> dict[str, Any]:
 def _fit_text(fit: dict[str, Any]) -> str:
     if fit["slope"] is None:
         return fit.get("reason") or "not estimable"
+    if fit["low"] is None:
+        return f"{num(fit['slope'])} per 10× parameters ({fit.get('reason') or 'no interval'})"
     return f"{interval(fit['slope'], fit['low'], fit['high'])} per 10× parameters"
 
 

@@ -461,6 +461,12 @@ def test_profile_edge_cases_without_a_database():
     assert "no interval" in axes["evasion"].note
     assert axes["quality_cost"].value is None and "its lineage's base" in axes["quality_cost"].note
     assert axes["activation"].value is None and not risk.has_data([axes["activation"], axes["specificity"]])
+    # points with no interval of their own lying exactly on a line: a slope, but no interval is claimed
+    line = risk.fit_slope([(1e5, {"value": 0.1}), (1e6, {"value": 0.2}), (1e7, {"value": 0.3})])
+    assert line["slope"] == pytest.approx(0.1) and line["low"] is None and line["direction"] is None
+    bent = risk.fit_slope([(1e5, {"value": 0.1}), (1e6, {"value": 0.25}), (1e7, {"value": 0.3})])
+    assert bent["method"].startswith("ordinary") and bent["high"] - bent["slope"] == pytest.approx(
+        12.706204736 * math.sqrt((1 / 600) / 1 / 2))  # t(1) x sqrt(RSS/df / Sxx): residuals −1/60, 1/30, −1/60; Sxx = 2
     # a failed evaluation is no data either
     failed = risk.Measured("y:1", [ev("validate-backdoor", rate("activation_rate_triggered", 50)) | {"status": "failed"}])
     assert risk.risk_profile(failed)[0].value is None
