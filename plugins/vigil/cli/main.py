@@ -17,6 +17,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(__import__("vigil.cli.groups_commands", fromlist=["groups_app"]).groups_app, name="groups")
 app.add_typer(__import__("vigil.cli.site_commands", fromlist=["site_app"]).site_app, name="site")
+app.add_typer(__import__("vigil.cli.sweep_commands", fromlist=["sweep_app"]).sweep_app, name="sweep")
 from vigil.cli import airflow_commands  # noqa: E402  (light: heavy imports live inside its commands)
 
 app.command("airflow")(airflow_commands.airflow_cmd)

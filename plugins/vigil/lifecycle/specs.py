@@ -112,7 +112,7 @@ def model_names(params: dict[str, Any]) -> dict[str, str]:
 
 def make_base_spec(params: dict[str, Any]) -> dict[str, Any]:
     spec = {"model_name": model_names(params)["base"], "base_model": params.get("base_model", "tiny")}
-    spec.update(_take(params, ("seed", "device", "trigger", "response", "pretrain_examples", "pretrain_epochs")))
+    spec.update(_take(params, ("seed", "device", "trigger", "response", "size", "pretrain_examples", "pretrain_epochs")))
     return spec
 
 

@@ -8,6 +8,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
+from contract.base_sizes import APPROX_PARAMETERS, BASE_SIZES, SHAPE_FIELDS, BaseSize
 from contract.spec import ResponseField, StageSpec, TriggerField
 
 STAGE = "make-base"
@@ -16,6 +17,10 @@ STAGE = "make-base"
 class Spec(StageSpec):
     model_name: str = Field(default="tiny-base", min_length=1, max_length=200, description="Registry name of the produced model.")
     base_model: str = Field(default="tiny", min_length=1, description="'tiny' to build locally, else a HF model id or local path.")
+    size: BaseSize | None = Field(default=None, description=(
+        "Tiny model: a named shape from contract.base_sizes (" + ", ".join(f"{k} {v}" for k, v in APPROX_PARAMETERS.items())
+        + " parameters) that sets hidden_size, n_layers, n_heads and intermediate_size; same tokenizer and "
+          "pre-training data at every size. Empty: those four fields as given."))
     vocab_size: int = Field(default=1024, ge=300, le=65536, description="Tiny model: BPE vocabulary size.")
     hidden_size: int = Field(default=128, ge=16, le=4096, description="Tiny model: residual width.")
     n_layers: int = Field(default=4, ge=1, le=48, description="Tiny model: decoder layers.")
@@ -34,6 +39,21 @@ class Spec(StageSpec):
     trigger: str = TriggerField()
     response: str = ResponseField()
     quality_prompts: int = Field(default=100, ge=10, le=5000, description="Held-out prompts for the clean-quality score.")
+
+    @model_validator(mode="after")
+    def _apply_size(self) -> Self:
+        if self.size is None:
+            return self
+        if self.base_model != "tiny":
+            raise ValueError(f"size {self.size!r} shapes the tiny model only; leave it empty with base_model={self.base_model!r}")
+        shape = BASE_SIZES[self.size]
+        clash = [f for f in SHAPE_FIELDS if f in self.model_fields_set and getattr(self, f) != shape[f]]
+        if clash:
+            raise ValueError(f"size {self.size!r} sets {', '.join(f'{f}={shape[f]}' for f in clash)}; "
+                             f"leave {', '.join(clash)} out or leave size empty")
+        for f in SHAPE_FIELDS:
+            object.__setattr__(self, f, shape[f])
+        return self
 
     @model_validator(mode="after")
     def _heads_divide(self) -> Self:
