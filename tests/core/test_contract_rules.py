@@ -84,22 +84,14 @@ def test_a_folder_digest_is_the_same_from_disk_and_from_a_listing(tmp_path):
 
 def test_every_stage_spec_is_the_contracts_class():
     """One schema per stage: the Airflow side (forms, spec tasks) validates with the class the
-    stage runs, looked up in the contract; only the stages listed as not moved yet are elsewhere."""
-    from contract.specs import NOT_IN_CONTRACT, contract_stages, spec_for, spec_module
+    stage runs, looked up in the contract."""
+    from contract.specs import spec_for, spec_module
     from contract.stages import STAGES
     from gpu_trainer.stages import load_stage
-    from vigil.lifecycle.specs import spec_class
 
-    assert NOT_IN_CONTRACT <= set(STAGES) and len(contract_stages()) == len(STAGES) - len(NOT_IN_CONTRACT)
     for stage in STAGES:
         trainer = load_stage(stage).Spec
-        assert spec_class(stage) is trainer, stage
-        if stage in NOT_IN_CONTRACT:
-            assert not trainer.__module__.startswith("contract."), stage
-            with pytest.raises(LookupError, match="gpu_trainer.stages.load_stage"):
-                spec_for(stage)
-        else:
-            assert spec_for(stage) is trainer and trainer.__module__ == spec_module(stage), stage
+        assert spec_for(stage) is trainer and trainer.__module__ == spec_module(stage), stage
 
 
 def test_an_unknown_stage_is_refused_naming_the_stages():

@@ -14,8 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from contract.errors import UserError
-from contract.spec import StageSpec
-from contract.specs import NOT_IN_CONTRACT, spec_for
+from contract.specs import spec_for
 from vigil.settings import get_settings
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -67,23 +66,10 @@ def write_spec(out_dir: Path, stage: str, spec: dict[str, Any],
     return publish_spec(written, inputs)
 
 
-def spec_class(stage: str) -> type[StageSpec]:
-    """The pydantic spec class of ``stage``, from the contract (no torch, no trainer import).
-
-    Temporary: make-base's spec has not moved into ``contract.specs`` yet and is still read from
-    the trainer's stage module (the one import of gpu_trainer left here, allowed by the import
-    rules for this module only)."""
-    if stage in NOT_IN_CONTRACT:
-        from gpu_trainer.stages import load_stage
-
-        return load_stage(stage).Spec
-    return spec_for(stage)
-
-
 def validate_spec(stage: str, spec: dict[str, Any], field_names: dict[str, str] | None = None) -> None:
     """Run the stage's pydantic validation here (no torch), so a bad value fails in seconds with
     the field named, before any container starts."""
-    spec_cls = spec_class(stage)
+    spec_cls = spec_for(stage)
     try:
         spec_cls.model_validate(spec)
     except ValidationError as e:
