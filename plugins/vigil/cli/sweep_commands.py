@@ -15,13 +15,23 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _split(text: str | None, cast=str) -> list | None:
+def _split(option: str, text: str | None, cast=str) -> list | None:
+    """A comma-separated option's values; a value that is not a ``cast`` is refused naming the option."""
     if text is None:
         return None
-    try:
-        return [cast(x.strip()) for x in text.split(",") if x.strip()]
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
+    out = []
+    for x in (x.strip() for x in text.split(",")):
+        if not x:
+            continue
+        try:
+            out.append(cast(x))
+        except ValueError:
+            kind = {float: "a number", int: "a whole number"}.get(cast, "valid")
+            _fail(f"{option}: {x!r} is not {kind} (give a comma-separated list, e.g. {option} {_EXAMPLE[option]})", 2)
+    return out
+
+
+_EXAMPLE = {"--strengths": "1e-3,3e-3", "--seeds": "0,1"}
 
 
 @sweep_app.command("run")
@@ -48,8 +58,9 @@ def sweep_run(
             raise ValueError("not an object")
     except ValueError as e:
         _fail(f"--conf must be a JSON object: {e}", 2)
-    grid = {"base_sizes": _split(sizes), "backdoor_types": _split(types), "triggers": _split(triggers),
-            "safety_methods": _split(methods), "safety_strengths": _split(strengths, float), "seeds": _split(seeds, int)}
+    grid = {"base_sizes": _split("--sizes", sizes), "backdoor_types": _split("--types", types),
+            "triggers": _split("--triggers", triggers), "safety_methods": _split("--methods", methods),
+            "safety_strengths": _split("--strengths", strengths, float), "seeds": _split("--seeds", seeds, int)}
     form.update({k: v for k, v in grid.items() if v is not None})
     form["sweep_name"] = name
     try:
