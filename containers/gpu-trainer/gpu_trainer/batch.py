@@ -87,7 +87,14 @@ def _error_line(e: BaseException) -> str:
 
 
 def _release_memory() -> None:
+    """Free the finished item's model, then freeze what is left alive (torch, transformers, the
+    stage's modules: a million objects or so) out of the collector's sight: every later
+    collection, ours after each item and Python's own during the next item's forward passes,
+    then walks only what the items since created. A full walk took 0.3-0.4 s an item, a quarter
+    of a tiny version's evaluation. What was alive at an item's end and later dies in a
+    reference cycle is not reclaimed until the batch ends (``run_batch`` unfreezes)."""
     gc.collect()
+    gc.freeze()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -138,14 +145,17 @@ def run_batch(batch: BatchSpec, out_dir: str) -> list[dict]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for i, item in enumerate(batch.items, 1):
-        row = run_item(mod, batch.stage, item, batch.item_retries, batch.run_token)
-        rows.append(row)
-        print(f"gpu-trainer: batch {i}/{len(batch.items)} {item.key}: {row['status']} in {row['seconds']:.1f} s"
-              + (f" ({row['error']})" if row["error"] else ""), file=sys.stderr, flush=True)
-        tmp = out / f".{REPORT_FILE}.tmp"  # written after every item: a killed batch still says how far it got
-        tmp.write_text(json.dumps({"stage": batch.stage, "items": rows}, indent=2))
-        tmp.replace(out / REPORT_FILE)
+    try:
+        for i, item in enumerate(batch.items, 1):
+            row = run_item(mod, batch.stage, item, batch.item_retries, batch.run_token)
+            rows.append(row)
+            print(f"gpu-trainer: batch {i}/{len(batch.items)} {item.key}: {row['status']} in {row['seconds']:.1f} s"
+                  + (f" ({row['error']})" if row["error"] else ""), file=sys.stderr, flush=True)
+            tmp = out / f".{REPORT_FILE}.tmp"  # written after every item: a killed batch still says how far it got
+            tmp.write_text(json.dumps({"stage": batch.stage, "items": rows}, indent=2))
+            tmp.replace(out / REPORT_FILE)
+    finally:
+        gc.unfreeze()  # an in-process caller (tests) gets its collector back whole
     return rows
 
 
