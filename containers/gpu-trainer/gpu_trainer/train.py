@@ -72,6 +72,18 @@ class LossHistory(TrainerCallback):
             log.info("train step %d/%d loss %.4f elapsed %.1fs eta %.1fs", state.global_step, state.max_steps, logs["loss"], el, eta)
 
 
+def _CHECKPOINTING() -> str:  # noqa: N802 (reads like the constant it is)
+    """The training arguments' name for activation checkpointing: transformers 5 renamed
+    ``gradient_checkpointing`` within the 5.x range this package accepts (5.17 has the old name,
+    5.24 the new), so the name is read off the installed version rather than assumed."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
 def _common_args(s: TrainSettings, device: torch.device, out: str) -> dict:
     prec = resolve_precision(s.precision, device)
     return dict(
@@ -92,7 +104,7 @@ def _common_args(s: TrainSettings, device: torch.device, out: str) -> dict:
         bf16=prec == "bf16",
         fp16=prec == "fp16",
         use_cpu=device.type == "cpu",
-        activation_checkpointing=False,  # trl default on; on CPU it only slows a tiny model
+        **{_CHECKPOINTING(): False},  # trl default on; on CPU it only slows a tiny model
         disable_tqdm=True,
         dataloader_num_workers=0,
         optim="adamw_torch",
