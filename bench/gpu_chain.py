@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,13 +42,20 @@ def _args() -> argparse.Namespace:
     p.add_argument("--size", default="s", help="make-base size (contract.base_sizes): xs | s | m")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="small data sizes (a smoke run of the code paths)")
-    p.add_argument("--out", required=True, help="folder for the stages' outputs and summary.json")
+    p.add_argument("--out", default=None, help="folder for the stages' outputs and summary.json (default: a new temporary one)")
     return p.parse_args()
 
 
 def main() -> int:
     a = _args()
-    root = Path(a.out)
+    if a.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():  # `make bench` on a CPU host: nothing to prove here
+            print("no CUDA device here: skipped (--device cpu runs the same code paths on the CPU)")
+            return 0
+    root = Path(a.out or tempfile.mkdtemp(prefix="gpu-chain-"))
+    print(f"outputs in {root}", flush=True)
     root.mkdir(parents=True, exist_ok=True)
     q = a.quick
     n_train, n_prompts = (200, 20) if q else (1000, 200)
