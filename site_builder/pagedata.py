@@ -8,6 +8,7 @@ what its own page shows (its lineage, its groups), never site-wide totals that c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import posixpath
@@ -99,7 +100,23 @@ class SitePlan:
 
 def rel(from_id: str, target_path: str) -> str:
     """Relative URL from the page ``from_id`` to a docs path (``x.md`` links are rewritten by MkDocs)."""
-    return posixpath.relpath(target_path, posixpath.dirname(from_id) or ".")
+    head, _, name = target_path.rpartition("/")
+    up = _rel_dir(posixpath.dirname(from_id), head)
+    return f"{up}/{name}" if up != "." else name
+
+
+@functools.lru_cache(maxsize=4096)
+def _rel_dir(from_dir: str, to_dir: str) -> str:
+    """posixpath.relpath between two docs-relative directories ('' = the docs root), without the
+    working directory it would look up on every call (15,000 links a site: most of planning's time)."""
+    a = [p for p in from_dir.split("/") if p and p != "."]
+    b = [p for p in to_dir.split("/") if p and p != "."]
+    if ".." in a or ".." in b:
+        return posixpath.relpath(to_dir or ".", from_dir or ".")
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return "/".join([".."] * (len(a) - n) + b[n:]) or "."
 
 
 # ------------------------------------------------------------------------------------ helpers

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
 CACHE = ".build-cache"
 STATE = "state.json"
+JINJA = ".jinja"  # in the cache: the theme's compiled templates
 BUILD_INFO = "vigil-build.json"
 # Below this many pages to render, a worker pool costs more than it saves.
 POOL_MIN_PAGES = 12
@@ -315,10 +316,26 @@ class _Prerendered:
     """An in-process MkDocs plugin: pages whose bundle holds their HTML (``page.html``, ``site.json``)
     skip the Markdown conversion and the search plugin's parse; MkDocs only wraps them in the theme."""
 
-    def __init__(self, bundles: dict[str, Path]) -> None:
+    def __init__(self, bundles: dict[str, Path], reuse: dict[str, Path] | None = None,
+                 jinja_cache: Path | None = None) -> None:
         self.bundles = bundles  # src_uri -> bundle dir
+        self.reuse = reuse or {}  # src_uri -> published HTML kept as it is (its content is never needed)
+        self.jinja_cache = jinja_cache  # where the theme's compiled templates are kept between builds
         self.site: dict[str, dict] = {}
         self.log = logging.getLogger("mkdocs.plugins.vigil")
+
+    def load(self, src_uri: str) -> dict | None:
+        """The bundle's site.json (what MkDocs would have made of the page), or None: MkDocs converts it."""
+        if src_uri in self.site:
+            return self.site[src_uri]
+        b = self.bundles.get(src_uri)
+        if b is None or not (b / "page.html").is_file() or not (b / "site.json").is_file():
+            return None
+        done = self.site[src_uri] = json.loads((b / "site.json").read_text())
+        return done
+
+    def content(self, src_uri: str) -> str:
+        return (self.bundles[src_uri] / "page.html").read_text()
 
     def plugin(self):
         from mkdocs.plugins import BasePlugin
@@ -342,11 +359,7 @@ class _Prerendered:
                 outer.ready = search is None or outer.index is not None
 
             def on_page_markdown(self, markdown, *, page, config, files):
-                b = outer.bundles.get(page.file.src_uri)
-                if b is None or not (b / "page.html").is_file() or not (b / "site.json").is_file():
-                    return markdown
-                outer.site[page.file.src_uri] = json.loads((b / "site.json").read_text())
-                return ""
+                return markdown if outer.load(page.file.src_uri) is None else ""
 
             def on_page_content(self, html, *, page, config, files):
                 done = outer.site.get(page.file.src_uri)
@@ -356,8 +369,22 @@ class _Prerendered:
 
                 for w in done["warnings"]:  # logged again, so strict mode fails as it would have
                     outer.log.warning(w)
+                if outer.ready and page.file.src_uri in outer.reuse:
+                    # its published HTML is linked in (_build_page): no theme render needs its
+                    # content or table of contents; both are read only if the link fails
+                    return ""
                 page.toc = get_toc(done["toc"])
-                return (outer.bundles[page.file.src_uri] / "page.html").read_text()
+                return outer.content(page.file.src_uri)
+
+            def on_env(self, env, *, config, files):
+                # the theme's templates compiled once, not on every build (most of a small
+                # rebuild's MkDocs time); keyed by each template's source, so a change recompiles
+                if outer.jinja_cache is not None and env.bytecode_cache is None:
+                    from jinja2 import FileSystemBytecodeCache
+
+                    outer.jinja_cache.mkdir(parents=True, exist_ok=True)
+                    env.bytecode_cache = FileSystemBytecodeCache(str(outer.jinja_cache))
+                return env
 
         return Plugin()
 
@@ -365,51 +392,81 @@ class _Prerendered:
     ready = False
 
 
-_REUSE: contextvars.ContextVar[tuple[dict[str, Path], _Prerendered] | None] = contextvars.ContextVar("vigil_reuse", default=None)
+_REUSE: contextvars.ContextVar[_Prerendered | None] = contextvars.ContextVar("vigil_reuse", default=None)
 
 
 def _install_page_reuse() -> bool:
-    """Wrap MkDocs' per-page writer (once, inert outside a build that sets _REUSE): a page listed
-    for reuse gets the published HTML linked in, instead of the theme rendered again."""
+    """Wrap MkDocs' per-page reader and writer (once, inert outside a build that sets _REUSE).
+
+    Reader: a page whose bundle holds its HTML and front matter (site.json ``meta``) is not read
+    and parsed again, nor given a Markdown converter of its own: MkDocs gets what ``Page.read_source``
+    and ``Page.render`` would have set for the empty Markdown the plugin hands it. Writer: a page
+    listed for reuse gets the published HTML linked in, instead of the theme rendered again."""
     from mkdocs.commands import build as mk_build
 
     own = getattr(mk_build, "_build_page", None)
-    if own is None:  # another MkDocs: no reuse, every page is rendered
+    own_populate = getattr(mk_build, "_populate_page", None)
+    if own is None or own_populate is None:  # another MkDocs: no reuse, every page is rendered
         return False
     if getattr(own, "vigil_reuse", False):
         return True
 
+    def _populate_page(page, config, files, dirty=False):
+        pre = _REUSE.get()
+        done = pre.load(page.file.src_uri) if pre is not None else None
+        if done is None or not isinstance(done.get("meta"), dict) or dirty:
+            return own_populate(page, config, files, dirty)
+        from mkdocs.structure.toc import get_toc
+
+        config._current_page = page
+        try:
+            page = config.plugins.on_pre_page(page, config=config, files=files)
+            page.meta = dict(done["meta"])
+            page.markdown = config.plugins.on_page_markdown("", page=page, config=config, files=files)
+            # what Page.render sets for empty Markdown
+            page.content, page.toc, page._title_from_render = "", get_toc([]), None
+            page.present_anchor_ids, page.links_to_anchors = set(), {}
+            page.content = config.plugins.on_page_content(page.content, page=page, config=config, files=files)
+        finally:
+            config._current_page = None
+
     def _build_page(page, config, doc_files, nav, env, dirty=False, excluded=False):
-        state = _REUSE.get()
-        old = state[0].get(page.file.src_uri) if state else None
-        if old is None or not state[1].ready or page.file.src_uri not in state[1].site:
+        pre = _REUSE.get()
+        old = pre.reuse.get(page.file.src_uri) if pre is not None else None
+        if old is None or not pre.ready or page.file.src_uri not in pre.site:
             return own(page, config, doc_files, nav, env, dirty, excluded)
         try:
             _link_or_copy(old, Path(page.file.abs_dest_path))
         except OSError:
+            from mkdocs.structure.toc import get_toc
+
+            page.content, page.toc = pre.content(page.file.src_uri), get_toc(pre.site[page.file.src_uri]["toc"])
             return own(page, config, doc_files, nav, env, dirty, excluded)
-        if state[1].index is not None:
-            state[1].index(page)  # its search entries, in the order MkDocs would have added them
+        if pre.index is not None:
+            pre.index(page)  # its search entries, in the order MkDocs would have added them
 
     _build_page.vigil_reuse = True  # type: ignore[attr-defined]
     mk_build._build_page = _build_page
+    mk_build._populate_page = _populate_page
     return True
 
 
-def run_mkdocs(cfg, bundles: dict[str, Path] | None = None, reuse: dict[str, Path] | None = None) -> None:
+def run_mkdocs(cfg, bundles: dict[str, Path] | None = None, reuse: dict[str, Path] | None = None,
+               jinja_cache: Path | None = None) -> None:
     """``mkdocs build`` in-process (saves the interpreter start); a warning in strict mode fails it.
 
     cfg: the loaded config (:func:`load_mkdocs`) or a mkdocs.yml path; bundles: src_uri -> bundle dir
-    of pages converted in advance; reuse: src_uri -> published HTML to keep as it is.
+    of pages converted in advance; reuse: src_uri -> published HTML to keep as it is; jinja_cache: a
+    folder for the theme's compiled templates.
     """
     from mkdocs.commands.build import build
 
     if isinstance(cfg, (str, Path)):
         cfg = load_mkdocs(Path(cfg))
-    pre = _Prerendered(bundles or {})
+    pre = _Prerendered(bundles or {}, reuse, jinja_cache)
     if bundles:
         cfg.plugins["vigil/prerendered"] = pre.plugin()
-    token = _REUSE.set((reuse, pre) if reuse and bundles and _install_page_reuse() else None)
+    token = _REUSE.set(pre if bundles and _install_page_reuse() else None)
     try:
         with _mkdocs_errors():
             build(cfg)
@@ -566,7 +623,7 @@ def _build(plan: SitePlan, project: Path, cache: Path, build: Path, site_dir: Pa
 
     # 4. MkDocs into build/public, then check the result before anyone sees it.
     t = time.perf_counter()
-    run_mkdocs(cfg, {p.md_path: bundles[p.id] for p in plan.pages} if PRERENDER else None, reuse)
+    run_mkdocs(cfg, {p.md_path: bundles[p.id] for p in plan.pages} if PRERENDER else None, reuse, cache / JINJA)
     timings["mkdocs"] = time.perf_counter() - t
     timings["pages_reused"] = len(reuse)
     public = build / "public"
@@ -604,7 +661,7 @@ def _build(plan: SitePlan, project: Path, cache: Path, build: Path, site_dir: Pa
     # 6. Forget bundles no page uses any more (the cache only ever holds the current site).
     keep = {b.name for b in bundles.values()} | ({report_path.name} if report_path else set())
     for entry in cache.iterdir():
-        if entry.name not in keep and entry.name != ".lock":  # (.tmp-* left by a crashed build go too)
+        if entry.name not in keep and entry.name not in (".lock", JINJA):  # (.tmp-* left by a crashed build go too)
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
     written = len([k for k in rendered if k != "__report__"])
     return BuildResult(

@@ -96,7 +96,7 @@ def site_html(source: str, src_uri: str, setup: dict[str, Any]) -> dict[str, Any
 
     ``setup`` is the project's Markdown setup as MkDocs loaded it (``extensions``, ``configs``,
     ``use_directory_urls``; see :func:`site_builder.publish.markdown_setup`). Returns the HTML body
-    (``content``), the table-of-contents tokens (``toc``), the search-index entries the theme's
+    (``content``), the front matter (``meta``), the table-of-contents tokens (``toc``), the search-index entries the theme's
     search plugin would have made (``search``) and any warnings the conversion logged (``warnings``,
     re-logged by the build so strict mode still fails on them). The pages carry their links in raw
     HTML, which MkDocs does not rewrite or check, so a page's HTML depends on its Markdown alone.
@@ -131,7 +131,8 @@ def site_html(source: str, src_uri: str, setup: dict[str, Any]) -> dict[str, Any
     finally:
         for lg in loggers:
             lg.removeHandler(handler)
-    return {"content": content, "toc": tokens, "search": index.entries, "warnings": warnings}
+    # meta: the front matter MkDocs would read (the page's title), so the build need not parse it again
+    return {"content": content, "toc": tokens, "search": index.entries, "warnings": warnings, "meta": meta}
 
 
 def _print_css() -> str:
