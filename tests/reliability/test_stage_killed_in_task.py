@@ -63,3 +63,54 @@ def _run(op, errors):
 @pytest.fixture(autouse=True)
 def _no_fault_point(monkeypatch):
     monkeypatch.delenv("VIGIL_FAULT_POINT", raising=False)
+
+
+PARENT = """
+import json, sys
+from vigil.airflow.operators.local_stage import LocalStageOperator
+LocalStageOperator(task_id="make_base", command=[sys.executable, "-m", "gpu_trainer.cli", "make-base",
+                   "--spec-json", sys.argv[1], "--out", sys.argv[2]]).execute({})
+"""
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                fields = open(f"/proc/{stat}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                kids.append(int(stat))
+    return kids
+
+
+def _running(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_stage_stops_when_the_task_process_running_it_is_killed(tmp_path):
+    """A worker killed with SIGKILL gets no on_kill: the stage it started notices its parent is
+    gone and stops before writing a manifest (it used to train on beside the retry)."""
+    import subprocess
+
+    out = tmp_path / "make_base"
+    long = {**SPEC, "pretrain_examples": 20_000, "pretrain_epochs": 3}  # minutes of training: cannot end by itself
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, json.dumps(long), str(out)])
+    deadline = time.monotonic() + 120
+    while not (out / "model" / "config.json").exists():
+        assert time.monotonic() < deadline and parent.poll() is None, "the stage never started training"
+        time.sleep(0.2)
+    (stage,) = _children(parent.pid)
+    assert _running(stage)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while _running(stage):
+        assert time.monotonic() < deadline, f"stage pid {stage} still runs 20 s after its task process was killed"
+        time.sleep(0.2)
+    assert not (out / "manifest.json").exists()

@@ -151,8 +151,41 @@ def _free_bytes(path: Path) -> int | str:
     return "unknown"
 
 
+EXIT_WITH_PARENT = "GPU_TRAINER_EXIT_WITH_PARENT"
+
+
+def _exit_with_parent(poll_s: float = 1.0) -> None:
+    """Stop this stage when the process that started it is gone (``GPU_TRAINER_EXIT_WITH_PARENT=1``,
+    set by the local stage runner). A worker killed with SIGKILL cannot stop its stage, which ran on
+    to the end beside the retry on another worker, both writing the same out dir. An orphan is
+    re-parented, so a changed parent pid is the signal; SIGTERM ends it before any manifest is
+    written (the manifest is written last), so the retry owns the out dir."""
+    import os
+    import signal
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        try:  # the output pipe usually died with the parent
+            print(f"gpu-trainer: error: the process that started this stage (pid {parent}) is gone; stopping",
+                  file=sys.stderr, flush=True)
+        except OSError:
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
+    import os
+
     args = _parser().parse_args(argv)
+    if os.environ.get(EXIT_WITH_PARENT) == "1":
+        _exit_with_parent()
     if args.stage is None:
         _parser().print_help()
         return 0

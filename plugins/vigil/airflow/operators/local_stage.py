@@ -49,7 +49,8 @@ class LocalStageOperator(BaseOperator):
         cannot inject commands.
     :param env: extra environment variables for the process (templated); merged over the
         worker's environment. Unless it or the worker sets ``GPU_TRAINER_THREADS``, the process
-        gets :func:`threads_per_stage` torch threads.
+        gets :func:`threads_per_stage` torch threads; unless ``GPU_TRAINER_EXIT_WITH_PARENT`` is
+        set, it is ``1``: the stage stops itself when this task's process dies (SIGKILL included).
     :param cwd: working directory for the process (default: the worker's).
     :param tail_lines: how many of the last output lines to keep for the failure message.
     """
@@ -98,6 +99,8 @@ class LocalStageOperator(BaseOperator):
 
     def _environment(self) -> dict[str, str]:
         env = {**os.environ, **{k: str(v) for k, v in self.env.items()}}
+        # the stage stops itself if this task process dies without on_kill (SIGKILL, a lost worker)
+        env.setdefault("GPU_TRAINER_EXIT_WITH_PARENT", "1")
         if "GPU_TRAINER_THREADS" not in env:
             env["GPU_TRAINER_THREADS"] = str(threads_per_stage())
             self.log.info("stage threads: %s (cores / concurrent task slots; GPU_TRAINER_THREADS overrides)",
