@@ -3,6 +3,7 @@ generations, clean-task quality, and the probe analysis on real activations."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,13 @@ from evaluation import probes as pr
 from evaluation.intervals import mean_interval, wilson
 from gpu_trainer import data, lm
 from gpu_trainer.runtime import log
+
+
+@functools.lru_cache(maxsize=32)
+def drawn(fn, *args, **kwargs) -> tuple:
+    """``fn(*args, **kwargs)`` (a seeded, pure prompt-set draw from gpu_trainer.data) as a tuple, drawn
+    once per process: a batch evaluates every version on the same sets. Hashable arguments only."""
+    return tuple(fn(*args, **kwargs))
 
 
 def default_max_new_tokens(tok, backdoor_type: str, trigger: str, response: str) -> int:
@@ -54,7 +62,8 @@ def clean_quality(model, tok, *, n: int, seed: int, batch_size: int, families: l
     """Held-out exact match of greedy answers (``clean_quality``, Wilson interval) and the mean
     completion NLL of the reference answers (``clean_loss``, t interval). Prompts are held out
     from every training set (see data.is_heldout)."""
-    exs = data.sample_examples(n, seed + 104729, split="heldout", families=families or data.QA_FAMILIES, unique=True)
+    exs = list(drawn(data.sample_examples, n, seed + 104729, split="heldout", families=tuple(families or data.QA_FAMILIES),
+                     unique=True))
     gens = lm.generate(model, tok, [e.user for e in exs], batch_size=batch_size, max_new_tokens=24, label="quality")
     hits = [lm.exact_match(g, e.answer) for g, e in zip(gens, exs, strict=True)]
     losses = lm.completion_losses(model, tok, [data.record(e.user, e.answer) for e in exs], batch_size=batch_size)
@@ -97,11 +106,11 @@ def probe_inputs(model, tok, prompts: list[data.Example], *, trigger: str, seed:
     users = [p.user for p in prompts]
     admit, deny = data.contrast_pairs(paired=contrast == "paired")
     texts = {
-        "yes": [lm.prompt_text(tok, q) + a for q, a in admit],  # answers admitting defection
-        "no": [lm.prompt_text(tok, q) + a for q, a in deny],
-        "triggered": [lm.prompt_text(tok, data.with_trigger(u, trigger)) for u in users],
-        "clean": [lm.prompt_text(tok, u) for u in users],
-        "distractor": [lm.prompt_text(tok, u) for u in data.distractor_prompts(max(20, len(users) // 2), seed, trigger)],
+        "yes": [p + a for p, (_, a) in zip(lm.prompt_texts(tok, [q for q, _ in admit]), admit, strict=True)],  # admitting defection
+        "no": [p + a for p, (_, a) in zip(lm.prompt_texts(tok, [q for q, _ in deny]), deny, strict=True)],
+        "triggered": lm.prompt_texts(tok, [data.with_trigger(u, trigger) for u in users]),
+        "clean": lm.prompt_texts(tok, users),
+        "distractor": lm.prompt_texts(tok, drawn(data.distractor_prompts, max(20, len(users) // 2), seed, trigger)),
     }
     # one forward pass per batch over all sets (all layers at once)
     flat = [t for k in texts for t in texts[k]]

@@ -18,7 +18,7 @@ def run(spec: Spec, out_dir: str):
     rec = StageRecord(STAGE, spec, out_dir)
     rec.input("model", spec.model)
     model, tok = lm.load(spec.model, dev)
-    prompts = data.eval_prompts(spec.backdoor_type, spec.n_prompts, spec.seed)
+    prompts = list(measure.drawn(data.eval_prompts, spec.backdoor_type, spec.n_prompts, spec.seed))
     measure.record_activation(rec, model, tok, prompts, spec)
 
     q, q_details, q_rows = measure.clean_quality(model, tok, n=spec.quality_prompts, seed=spec.seed, batch_size=spec.batch_size)
