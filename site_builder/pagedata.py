@@ -8,10 +8,15 @@ what its own page shows (its lineage, its groups), never site-wide totals that c
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
+import logging
+import os
+import pickle
 import posixpath
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +101,87 @@ class SitePlan:
     pages: list[PageSpec]
     nav: list[Any]
     report: dict[str, Any]  # data of the full-report PDF
+    # called with the build's fingerprint once every page's hash is known: keeps the version pages
+    # (and their hashes) for the next build's plan (see Planner.version_pages); None: nothing to keep
+    keep: Any = None
+
+
+# ------------------------------------------------------------------------------------ plan cache
+# Version pages are most of the planning (1,000 of 1,105 pages). They are made from a view of the
+# planner (Planner._view) that holds only the snapshot fields VERSION_PAGE_READS names and what the
+# planner derives from them alone (_DERIVED): a version page that reads anything else fails, in
+# every build and test, until it is named here. So while none of these fields changed (the
+# snapshot's digests: table markers, Parquet file stats) the pages are those of the previous
+# build, which the next plan reuses without making them again (a group's new event changes none).
+VERSION_PAGE_READS = frozenset({"versions", "evaluations", "groups", "members", "runs", "curves", "probe_layers",
+                                "scan_examples", "scan_candidates"})
+# Planner attribute -> the snapshot fields Planner.__init__ makes it from (an attribute not listed
+# here is never in a view).
+_DERIVED = {"versions": {"versions"}, "page_of": {"versions"}, "children": {"versions"}, "evals": {"evaluations"},
+            "groups": {"groups"}, "group_by_id": {"groups"}, "members": {"members"}, "memberships": {"members"},
+            "events": {"events"}, "comparisons": {"comparisons"}, "zoos": {"versions", "runs"},
+            "zoo_of": {"versions", "runs"}, "sweeps": {"sweeps"}, "sweep_page": {"sweeps"},
+            "sweep_cells": {"sweep_cells"}}
+PLAN_CACHE_VERSION = "1"
+
+
+class PlanReadError(RuntimeError):
+    """A page read a snapshot field its plan-cache entry does not name."""
+
+
+class _Unread:
+    """A snapshot field a view does not hold: any use of it fails, naming the field and the fix."""
+
+    def __init__(self, name: str) -> None:
+        object.__setattr__(self, "_name", name)
+
+    def _fail(self, *_a: Any, **_k: Any):
+        raise PlanReadError(f"a version page read the snapshot field {object.__getattribute__(self, '_name')!r}, "
+                            "which site_builder.pagedata.VERSION_PAGE_READS does not name: add it there, so "
+                            "the plan cache knows the pages change with it")
+
+    __getattr__ = __getitem__ = __iter__ = __len__ = __bool__ = __contains__ = __eq__ = _fail
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _KeptData:
+    """The version pages' data and charts as the cache file holds them, read once on first use."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+        self.items: list | None = None
+
+    def item(self, i: int) -> tuple[dict, list]:
+        if self.items is None:
+            with open(self.path, "rb") as f:
+                self.items = pickle.load(f)
+        return self.items[i]
+
+
+class _KeptPage(PageSpec):
+    """A version page the plan cache kept: id, title, PDF path and hashes at hand; its data and
+    charts (only needed to render it again, which an existing bundle spares) read when used."""
+
+    def __init__(self, pid: str, kind: str, title: str, pdf: str | None, hashes: dict[str, str], source: _KeptData,
+                 index: int) -> None:
+        self.id, self.kind, self.title, self.pdf, self._hash = pid, kind, title, pdf, None
+        self._hashes, self._source, self._index = hashes, source, index
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("data", "charts"):
+            self.data, self.charts = self._source.item(self._index)
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    def content_hash(self, fingerprint: str) -> str:
+        h = self._hashes.get(fingerprint)
+        if h is None:
+            h = self._hashes[fingerprint] = PageSpec(self.id, self.kind, self.title, self.data, self.charts,
+                                                     self.pdf).content_hash(fingerprint)
+        return h
+
+    def __reduce__(self):  # to a render worker: a plain page with its data
+        return (PageSpec, (self.id, self.kind, self.title, self.data, self.charts, self.pdf))
 
 
 def rel(from_id: str, target_path: str) -> str:
@@ -233,7 +319,10 @@ def _ref(v: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------------ planner
 class Planner:
-    def __init__(self, snap: Snapshot):
+    def __init__(self, snap: Snapshot, cache_dir: Any = None, code_key: str | None = None):
+        # cache_dir: where version pages are kept between builds; code_key: what else shapes a page
+        # (the builder's code: publish.code_fingerprint); without both, nothing is kept
+        self.cache = (cache_dir, code_key) if cache_dir is not None and code_key else None
         self.s = snap
         self.versions = {v["id"]: v for v in snap.versions}
         self.page_of = _version_slugs(snap.versions)
@@ -781,10 +870,80 @@ class Planner:
     def sweep_rows(self, from_id: str) -> list[dict[str, Any]]:
         return [sw.sweep_row(s, self.sweep_cells.get(s["id"], []), self.sweep_page[s["id"]], from_id) for s in self.sweeps]
 
+    # ---------------------------------------------------------------- plan cache
+    def _view(self, reads: frozenset[str]) -> Planner:
+        """This planner holding only the snapshot fields ``reads`` and what is made from them alone."""
+        view = object.__new__(type(self))
+        view.cache = None
+        view.s = dataclasses.replace(self.s, **{f.name: _Unread(f.name) for f in dataclasses.fields(self.s)
+                                                if f.name not in reads})
+        for attr, fields in _DERIVED.items():
+            if fields <= reads:
+                setattr(view, attr, getattr(self, attr))
+        return view
+
+    def version_pages(self) -> tuple[list[PageSpec], Any]:
+        """Every version's page, and what keeps them for the next build (or None)."""
+        from pathlib import Path
+
+        key = None
+        if self.cache is not None and all(f in self.s.digests for f in VERSION_PAGE_READS):
+            key = [PLAN_CACHE_VERSION, self.cache[1], sorted((f, self.s.digests[f]) for f in VERSION_PAGE_READS)]
+            folder = Path(self.cache[0])
+            index_path = folder / "version-pages.pkl"
+            data_path = folder / f"version-pages-{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]}.pkl"
+            try:
+                with open(index_path, "rb") as f:
+                    kept = pickle.load(f)
+            except Exception:  # noqa: BLE001 (none yet, or torn: made again)
+                kept = None
+            if isinstance(kept, dict) and kept.get("key") == key and data_path.is_file():
+                source = _KeptData(data_path)
+                pages: list[PageSpec] = [_KeptPage(*row, source, i) for i, row in enumerate(kept["pages"])]
+                return pages, self._keeper(key, index_path, data_path, pages, fresh=False)
+        view = self._view(VERSION_PAGE_READS)
+        pages = [view.version_page(v["id"]) for v in self.s.versions]
+        return pages, (self._keeper(key, index_path, data_path, pages, fresh=True) if key is not None else None)
+
+    @staticmethod
+    def _keeper(key, index_path, data_path, pages: list[PageSpec], *, fresh: bool):
+        def keep(fingerprint: str):
+            """Keep the pages with their hashes under ``fingerprint``; returns the writing thread."""
+            rows = []
+            for p in pages:
+                hashes = dict(p._hashes) if isinstance(p, _KeptPage) else {}
+                hashes[fingerprint] = p.content_hash(fingerprint)
+                rows.append((p.id, p.kind, p.title, p.pdf, hashes))
+            # taken now: a page rendered in this process may get a new charts list (a failed chart)
+            items = [(p.data, p.charts) for p in pages] if fresh else None
+            # written beside the rendering (the build's own process mostly waits for its workers)
+            t = threading.Thread(target=write, args=(rows, items), name="vigil-plan-cache")
+            t.start()
+            return t
+
+        def write(rows, items) -> None:  # no import in here: the render workers fork beside it
+            try:
+                index_path.parent.mkdir(parents=True, exist_ok=True)
+                if fresh:
+                    for old in index_path.parent.glob("version-pages-*.pkl"):
+                        old.unlink(missing_ok=True)
+                    tmp = data_path.with_name(f".{data_path.name}.{os.getpid()}")
+                    with open(tmp, "wb") as f:
+                        pickle.dump(items, f, protocol=pickle.HIGHEST_PROTOCOL)
+                    tmp.replace(data_path)
+                tmp = index_path.with_name(f".{index_path.name}.{os.getpid()}")
+                with open(tmp, "wb") as f:
+                    pickle.dump({"key": key, "pages": rows}, f, protocol=pickle.HIGHEST_PROTOCOL)
+                tmp.replace(index_path)
+            except OSError as e:  # the next build plans them again
+                logging.getLogger(__name__).warning("cannot keep the version pages for the next build: %s", e)
+
+        return keep
+
     # ---------------------------------------------------------------- the whole site
     def plan(self) -> SitePlan:
         pages: list[PageSpec] = []
-        versions = [self.version_page(v["id"]) for v in self.s.versions]
+        versions, keep = self.version_pages()
         groups = [self.group_page(g) for g in self.groups]
         n_models = len({v["model_id"] for v in self.s.versions})
         counts = {"models": n_models, "versions": len(self.s.versions), "groups": len(self.groups),
@@ -838,7 +997,7 @@ class Planner:
                   "zoos": [p.data | {"title": p.title} for p in zoos],
                   # each sweep's grid, states, matrix and scaling table; its cells and profiles are in its own PDF
                   "sweeps": [p.data | {"title": p.title, "brief": True, "cells": [], "profiles": []} for p in sweeps]}
-        return SitePlan(pages, nav, report)
+        return SitePlan(pages, nav, report, keep)
 
     def group_rows(self, from_id: str) -> list[dict[str, Any]]:
         rows = []
@@ -858,5 +1017,7 @@ class Planner:
         return rows
 
 
-def plan_site(snap: Snapshot) -> SitePlan:
-    return Planner(snap).plan()
+def plan_site(snap: Snapshot, cache_dir: Any = None, code_key: str | None = None) -> SitePlan:
+    """The site's pages from the snapshot; with ``cache_dir`` and ``code_key`` (the builder code's
+    fingerprint) version pages whose inputs did not change are those the previous build kept."""
+    return Planner(snap, cache_dir, code_key).plan()

@@ -43,6 +43,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 CACHE = ".build-cache"
 STATE = "state.json"
 JINJA = ".jinja"  # in the cache: the theme's compiled templates
+SNAPSHOT = ".snapshot"  # in the cache: what the warehouse read keeps for the next (snapshot.read_snapshot)
+PLAN = ".plan"  # in the cache: the version pages the plan keeps for the next (pagedata.Planner.version_pages)
 BUILD_INFO = "vigil-build.json"
 # Below this many pages to render, a worker pool costs more than it saves.
 POOL_MIN_PAGES = 12
@@ -165,9 +167,17 @@ def _remove_later(path: Path) -> None:
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dst)  # bundles are immutable once written, and MkDocs copies out of docs/
+        return
+    except FileNotFoundError:  # its folder first (made on the first file into it, not checked for every file)
+        if not os.path.exists(src):
+            raise
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
+    try:
+        os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)
 
@@ -506,13 +516,14 @@ def build_site(engine=None, site_dir=None, *, pdf: bool = True, parquet_dir=None
         from site_builder.snapshot import read_snapshot
 
         t = time.perf_counter()
-        snap = read_snapshot(engine, parquet_dir)
+        snap = read_snapshot(engine, parquet_dir, cache_dir=site_dir / CACHE / SNAPSHOT)
         timings["read"] = time.perf_counter() - t
         t = time.perf_counter()
-        plan: SitePlan = plan_site(snap)
-        timings["plan"] = time.perf_counter() - t
         project = project_dir(site_dir)
-        fingerprint = code_fingerprint(project) + (":pdf" if pdf else ":nopdf")
+        code = code_fingerprint(project)
+        plan: SitePlan = plan_site(snap, site_dir / CACHE / PLAN, code)
+        timings["plan"] = time.perf_counter() - t
+        fingerprint = code + (":pdf" if pdf else ":nopdf")
         version = vigil_version()
         generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -574,6 +585,7 @@ def _build(plan: SitePlan, project: Path, cache: Path, build: Path, site_dir: Pa
         bundles[page.id] = final
         if not (final / "page.json").exists():
             todo.append((page, final))
+    keeping = plan.keep(fingerprint) if plan.keep is not None else None
     # 2. The full report PDF (its own bundle, keyed by what it shows): rendered beside the pages,
     # unless it shows whole group pages (few groups) whose charts are still to be drawn.
     report_path, report_job, report_after = None, None, False
@@ -661,9 +673,11 @@ def _build(plan: SitePlan, project: Path, cache: Path, build: Path, site_dir: Pa
     # 6. Forget bundles no page uses any more (the cache only ever holds the current site).
     keep = {b.name for b in bundles.values()} | ({report_path.name} if report_path else set())
     for entry in cache.iterdir():
-        if entry.name not in keep and entry.name not in (".lock", JINJA):  # (.tmp-* left by a crashed build go too)
+        if entry.name not in keep and entry.name not in (".lock", JINJA, SNAPSHOT, PLAN):  # (.tmp-* left by a crashed build go too)
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
     written = len([k for k in rendered if k != "__report__"])
+    if keeping is not None:
+        keeping.join()
     return BuildResult(
         index_html=target / "index.html", pages_written=written, pages_unchanged=len(plan.pages) - written,
         pdfs=[target / p.relative_to(public) for p in pdfs], seconds=0.0, public_dir=target,

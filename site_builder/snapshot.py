@@ -15,12 +15,16 @@ checks that the pages planned from it equal those planned from the full rows.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import pydantic_core
@@ -128,6 +132,9 @@ class Snapshot:
     # sweeps (migration 0004): each sweep, and each of its cells with its state and version ids
     sweeps: list[dict[str, Any]] = field(default_factory=list)
     sweep_cells: list[dict[str, Any]] = field(default_factory=list)
+    # field name -> a digest that changes whenever the field's content may have (read with a cache
+    # dir only: table markers, Parquet file stats); a field without one is taken as changed
+    digests: dict[str, str] = field(default_factory=dict)
 
 
 VERSIONS_SQL = """
@@ -381,25 +388,132 @@ def _scan_candidates(store) -> dict[int, dict[str, Any]]:
     return out
 
 
-def read_snapshot(engine: Engine, parquet_root: Any = None) -> Snapshot:
+# ------------------------------------------------------------------------------------ read cache
+# A build keeps what it read in its cache folder; the next build reuses a part whose sources did not
+# change, checked cheaply: a table by a marker, a Parquet kind by its files' sizes and times. The
+# evaluations (most of the read: their JSON) and the Parquet tables; the rest costs less to read.
+CACHE_VERSION = "1"
+# Tables each query reads: its rows are the same while none of them changed.
+_QUERY_TABLES = {"versions": ("model_versions", "models", "runs"), "evaluations": ("evaluations", "runs"),
+                 "groups": ("model_groups",), "members": ("group_members",), "events": ("group_events",),
+                 "comparisons": ("comparisons", "runs"), "runs": ("runs", "model_versions", "evaluations", "comparisons"),
+                 "sweeps": ("sweeps",), "sweep_cells": ("sweep_cells", "runs")}
+_SWEEP_TABLES = ("sweeps", "sweep_cells")  # from migration 0004 on
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _markers(conn, tables: tuple[str, ...]) -> dict[str, str]:
+    """Per table, its row count and the sum of a 64-bit hash of each row version's place and
+    inserting transaction (ctid, xmin), in the read's own snapshot: an INSERT, UPDATE or DELETE
+    changes it (every new row version has a new xmin), and it reads no column (a scan of 100,000
+    evaluations takes tens of ms; decoding their JSON takes seconds). The names are constants."""
+    sql = " UNION ALL ".join(
+        f"SELECT '{t}' AS tbl, count(*)::text || ':' || coalesce(sum(hashtextextended(ctid::text || ':' || xmin::text, 0)"
+        f"::numeric), 0)::text AS marker FROM {t}" for t in tables)
+    return {r.tbl: r.marker for r in conn.execute(sa.text(sql))}
+
+
+def _cache_load(path: Path | None, key: Any) -> Any:
+    if path is None or not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as f:
+            got = pickle.load(f)
+    except Exception as e:  # noqa: BLE001 (a torn or old cache file is only a cache miss)
+        log.info("read cache %s unusable (%s): read again", path.name, e)
+        return None
+    return got["value"] if isinstance(got, dict) and got.get("key") == key else None
+
+
+def _cache_save(path: Path | None, key: Any, value: Any) -> None:
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump({"key": key, "value": value}, f, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)
+    except OSError as e:  # a full disk costs the next build's reuse, not this build
+        log.warning("cannot keep the read cache %s: %s", path, e)
+
+
+def _cached_rows(conn, cache: Path | None, name: str, sql: str, markers: dict[str, str], **params) -> list[dict[str, Any]]:
+    key = (CACHE_VERSION, sql, json.dumps(params, sort_keys=True), [markers[t] for t in _QUERY_TABLES[name]])
+    path = cache / f"{name}.pkl" if cache is not None else None
+    rows = _cache_load(path, key)
+    if rows is None:
+        rows = _rows(conn, sql, **params)
+        _cache_save(path, key, rows)
+    return rows
+
+
+def _parquet_cached(store, cache: Path | None, name: str, kinds: tuple[str, ...], read) -> tuple[Any, str | None]:
+    """``read(store)`` unless the files of ``kinds`` are those (path, size, mtime) of the cached read;
+    and the digest of those files (None: not checked). Only a local store: an object store's listing
+    has no times to trust."""
+    if cache is None or getattr(store, "filesystem", None) is not None:
+        return read(store), None
+    files = []
+    for kind in kinds:
+        for f in store.files(kind):
+            st = f.stat()
+            files.append((str(f), st.st_size, st.st_mtime_ns))
+    key = (CACHE_VERSION, name, str(store.root), files)
+    path = cache / f"parquet-{name}.pkl"
+    value = _cache_load(path, key)
+    if value is None:
+        value = read(store)
+        _cache_save(path, key, value)
+    return value, _digest(key)
+
+
+def _inference_tables(conn) -> set[str]:
+    """The group slugs that have an ``inference_log_<slug>`` table, in one query (not one per group)."""
+    rows = conn.execute(sa.text("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+                                "AND c.relname LIKE 'inference\\_log\\_%'"))
+    return {r.relname[len("inference_log_"):] for r in rows}
+
+
+def read_snapshot(engine: Engine, parquet_root: Any = None, cache_dir: Any = None) -> Snapshot:
     """The warehouse in one consistent read. ``parquet_root``: a folder, or a ParquetStore (on an
-    object store: ``vigil.storage.parquet_store.default_store()``), or None for no Parquet."""
+    object store: ``vigil.storage.parquet_store.default_store()``), or None for no Parquet.
+    ``cache_dir``: where the read keeps what the next read may reuse (see ``_markers``); None: no reuse."""
+    cache = Path(cache_dir) if cache_dir is not None else None
     with engine.connect() as conn, _fast_json(conn):
         # One snapshot: every SELECT sees the same committed state even while a DAG writes.
         conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+        sweeps = bool(conn.execute(sa.text("SELECT to_regclass('sweep_cells') IS NOT NULL")).scalar())  # before 0004: no
+        markers = _markers(conn, tuple(sorted({t for ts in _QUERY_TABLES.values() for t in ts
+                                               if sweeps or t not in _SWEEP_TABLES}))) if cache else {}
         snap = Snapshot(
             versions=_rows(conn, VERSIONS_SQL),
-            evaluations=_rows(conn, EVALUATIONS_SQL, nightly=list(TRIMMED_SUITES)),
+            evaluations=_cached_rows(conn, cache, "evaluations", EVALUATIONS_SQL, markers, nightly=list(TRIMMED_SUITES))
+            if cache else _rows(conn, EVALUATIONS_SQL, nightly=list(TRIMMED_SUITES)),
             groups=_rows(conn, GROUPS_SQL),
             members=_rows(conn, MEMBERS_SQL),
             events=_rows(conn, EVENTS_SQL),
             comparisons=_rows(conn, COMPARISONS_SQL),
             runs=_rows(conn, RUNS_SQL),
         )
-        if conn.execute(sa.text("SELECT to_regclass('sweep_cells') IS NOT NULL")).scalar():  # a warehouse before 0004
+        if sweeps:
             snap.sweeps = _rows(conn, SWEEPS_SQL)
             snap.sweep_cells = _rows(conn, SWEEP_CELLS_SQL)
+        if cache:
+            sqls = {"versions": VERSIONS_SQL, "evaluations": EVALUATIONS_SQL, "groups": GROUPS_SQL, "members": MEMBERS_SQL,
+                    "events": EVENTS_SQL, "comparisons": COMPARISONS_SQL, "runs": RUNS_SQL, "sweeps": SWEEPS_SQL,
+                    "sweep_cells": SWEEP_CELLS_SQL}
+            for name, tables in _QUERY_TABLES.items():
+                snap.digests[name] = _digest(CACHE_VERSION, sqls[name], TRIMMED_SUITES, sweeps,
+                                             [markers.get(t) for t in tables])
+        logs = _inference_tables(conn)
         for g in snap.groups:
+            if g["slug"] not in logs and len(f"inference_log_{g['slug']}") < 63:  # (longer: Postgres cut the name)
+                continue
             summary = _inference_summary(conn, g["slug"])
             if summary:
                 if summary.get("labelled"):
@@ -409,10 +523,17 @@ def read_snapshot(engine: Engine, parquet_root: Any = None) -> Snapshot:
         from vigil.storage.parquet_store import ParquetStore
 
         store = parquet_root if isinstance(parquet_root, ParquetStore) else ParquetStore(parquet_root)
-        snap.curves = _parquet_by_key(store, "training_curve")
-        snap.probe_layers = _parquet_by_key(store, "probe_layers")
-        snap.scan_examples = _scan_examples(store)
-        snap.scan_candidates = _scan_candidates(store)
+        for name, kinds, read in (("curves", ("training_curve",), lambda st: _parquet_by_key(st, "training_curve")),
+                                  ("probe_layers", ("probe_layers",), lambda st: _parquet_by_key(st, "probe_layers")),
+                                  ("scan_examples", ("scan_generations",), _scan_examples),
+                                  ("scan_candidates", ("scan_candidates",), _scan_candidates)):
+            value, digest = _parquet_cached(store, cache, name, kinds, read)
+            setattr(snap, name, value)
+            if digest is not None:
+                snap.digests[name] = digest
+    elif cache is not None:
+        for name in ("curves", "probe_layers", "scan_examples", "scan_candidates"):
+            snap.digests[name] = "none"
         for g in snap.groups:
             if g["slug"] in snap.inference:
                 continue
@@ -422,6 +543,8 @@ def read_snapshot(engine: Engine, parquet_root: Any = None) -> Snapshot:
                 continue
             if not df.empty:
                 snap.inference[g["slug"]] = _frame_summary(df)
+    if cache is not None:
+        snap.digests["inference"] = _digest(snap.inference)
     return snap
 
 

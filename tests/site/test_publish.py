@@ -190,3 +190,79 @@ def test_airflow_plugin_serves_the_site_and_nothing_outside_it(engine, vigil_env
     assert r.status_code == 200 and "Vigil reports" in r.text
     (vigil_env / "secret.txt").write_text("secret")
     assert client.get(f"{mod.URL_PREFIX}/%2e%2e/%2e%2e/secret.txt").status_code == 404
+
+
+def _same_as_fresh(engine, wh, built, fresh_dir):
+    fresh = build_site(engine, fresh_dir, pdf=False, parquet_dir=wh)
+    a, b = _site_files(built.public_dir), _site_files(fresh.public_dir)
+    assert sorted(a) == sorted(b) and [k for k in a if a[k] != b[k]] == []
+
+
+def test_kept_reads_and_version_pages_follow_every_change_of_their_inputs(engine, vigil_env):
+    """An incremental build reuses what the previous one read (evaluations, Parquet) and planned
+    (version pages) while their sources did not change; each kind of change is still seen, and the
+    site equals a fresh build's after each."""
+    from site_builder import pagedata
+    from vigil.storage.parquet_store import ParquetStore
+
+    wh = vigil_env / "var" / "warehouse"
+    f = fill(engine, wh, lineages=1, sklearn_models=2, sklearn_versions=2, groups=2, nights=1, evil=False)
+    site = vigil_env / "site"
+    build_site(engine, site, pdf=False, parquet_dir=wh)
+    assert (site / ".build-cache" / ".plan" / "version-pages.pkl").is_file()
+    assert (site / ".build-cache" / ".snapshot" / "evaluations.pkl").is_file()
+
+    made = []
+    own = pagedata.Planner.version_page
+
+    def counting(self, vid):
+        made.append(vid)
+        return own(self, vid)
+
+    pagedata.Planner.version_page = counting
+    try:
+        # a group's event: no version page is planned again, one page is rendered
+        with engine.begin() as c:
+            c.execute(sa.text("""INSERT INTO group_events (group_id, event_type, actor, reason, at)
+                                 VALUES (:g, 'weights', 'bob', 'shift traffic', :at)"""),
+                      {"g": f.groups["fraud_0"], "at": datetime(2026, 11, 23, 12, tzinfo=timezone.utc)})
+        inc = build_site(engine, site, pdf=False, parquet_dir=wh)
+        assert made == [] and inc.pages_written == 1
+        _same_as_fresh(engine, wh, inc, vigil_env / "fresh1")
+
+        # an evaluation's metric changes in place (an UPDATE: same row count, same ids)
+        with engine.begin() as c:
+            eid, vid = c.execute(sa.text("SELECT id, model_version_id FROM evaluations WHERE status = 'succeeded' "
+                                         "ORDER BY id LIMIT 1")).one()
+            c.execute(sa.text("UPDATE evaluations SET metrics = metrics || '{\"vigil_test_metric\": 0.123}' "
+                              "WHERE id = :e"), {"e": eid})
+        made.clear()
+        inc = build_site(engine, site, pdf=False, parquet_dir=wh)
+        assert vid in made and inc.pages_written >= 1
+        _same_as_fresh(engine, wh, inc, vigil_env / "fresh2")
+
+        # a training curve is written again (Parquet: the read sees the file changed)
+        store = ParquetStore(wh)
+        key = next(p.parent.name.split("=", 1)[1] for p in store.files("training_curve"))
+        day = next(p.parent.parent.name.split("=", 1)[1] for p in store.files("training_curve", key=key))
+        df = store.read("training_curve", logical_date=day, key=key).drop(columns=["logical_date", "key"], errors="ignore")
+        df["loss"] = df["loss"] * 0.5
+        store.write("training_curve", day, key, df)
+        made.clear()
+        inc = build_site(engine, site, pdf=False, parquet_dir=wh)
+        assert made and inc.pages_written >= 1
+        _same_as_fresh(engine, wh, inc, vigil_env / "fresh3")
+    finally:
+        pagedata.Planner.version_page = own
+
+
+def test_a_version_page_that_reads_an_undeclared_field_fails_naming_it(engine, vigil_env, monkeypatch):
+    """Version pages are planned from a view holding only VERSION_PAGE_READS: reading anything else
+    is an error that says where to declare it, never a stale kept page."""
+    from site_builder import pagedata
+
+    fill(engine, vigil_env / "var" / "warehouse", lineages=1, sklearn_models=1, sklearn_versions=1, groups=1, nights=1,
+         evil=False)
+    monkeypatch.setattr(pagedata, "VERSION_PAGE_READS", pagedata.VERSION_PAGE_READS - {"curves"})
+    with pytest.raises(pagedata.PlanReadError, match="'curves'.*VERSION_PAGE_READS"):
+        build_site(engine, vigil_env / "site", pdf=False, parquet_dir=vigil_env / "var" / "warehouse")
