@@ -100,10 +100,17 @@ class PageSpec:
 class SitePlan:
     pages: list[PageSpec]
     nav: list[Any]
-    report: dict[str, Any]  # data of the full-report PDF
+    # data of the full-report PDF, or the function that makes it (only a build with PDFs needs it)
+    report_data: Any
     # called with the build's fingerprint once every page's hash is known: keeps the version pages
     # (and their hashes) for the next build's plan (see Planner.version_pages); None: nothing to keep
     keep: Any = None
+
+    @property
+    def report(self) -> dict[str, Any]:
+        if callable(self.report_data):
+            self.report_data = self.report_data()
+        return self.report_data
 
 
 # ------------------------------------------------------------------------------------ plan cache
@@ -115,6 +122,9 @@ class SitePlan:
 # build, which the next plan reuses without making them again (a group's new event changes none).
 VERSION_PAGE_READS = frozenset({"versions", "evaluations", "groups", "members", "runs", "curves", "probe_layers",
                                 "scan_examples", "scan_candidates"})
+# Likewise the models table (every version's row) and the home page's nightly summary.
+VERSION_ROWS_READS = frozenset({"versions", "evaluations"})
+NIGHTLY_READS = frozenset({"versions", "evaluations", "runs"})
 # Planner attribute -> the snapshot fields Planner.__init__ makes it from (an attribute not listed
 # here is never in a view).
 _DERIVED = {"versions": {"versions"}, "page_of": {"versions"}, "children": {"versions"}, "evals": {"evaluations"},
@@ -132,13 +142,14 @@ class PlanReadError(RuntimeError):
 class _Unread:
     """A snapshot field a view does not hold: any use of it fails, naming the field and the fix."""
 
-    def __init__(self, name: str) -> None:
-        object.__setattr__(self, "_name", name)
+    def __init__(self, name: str, reads: str) -> None:
+        object.__setattr__(self, "_what", (name, reads))
 
     def _fail(self, *_a: Any, **_k: Any):
-        raise PlanReadError(f"a version page read the snapshot field {object.__getattribute__(self, '_name')!r}, "
-                            "which site_builder.pagedata.VERSION_PAGE_READS does not name: add it there, so "
-                            "the plan cache knows the pages change with it")
+        name, reads = object.__getattribute__(self, "_what")
+        raise PlanReadError(f"a kept part of the plan read the snapshot field {name!r}, which "
+                            f"site_builder.pagedata.{reads} does not name: add it there, so the plan cache "
+                            "knows the part changes with it")
 
     __getattr__ = __getitem__ = __iter__ = __len__ = __bool__ = __contains__ = __eq__ = _fail
     __hash__ = None  # type: ignore[assignment]
@@ -871,11 +882,11 @@ class Planner:
         return [sw.sweep_row(s, self.sweep_cells.get(s["id"], []), self.sweep_page[s["id"]], from_id) for s in self.sweeps]
 
     # ---------------------------------------------------------------- plan cache
-    def _view(self, reads: frozenset[str]) -> Planner:
+    def _view(self, reads: frozenset[str], label: str) -> Planner:
         """This planner holding only the snapshot fields ``reads`` and what is made from them alone."""
         view = object.__new__(type(self))
         view.cache = None
-        view.s = dataclasses.replace(self.s, **{f.name: _Unread(f.name) for f in dataclasses.fields(self.s)
+        view.s = dataclasses.replace(self.s, **{f.name: _Unread(f.name, label) for f in dataclasses.fields(self.s)
                                                 if f.name not in reads})
         for attr, fields in _DERIVED.items():
             if fields <= reads:
@@ -901,7 +912,7 @@ class Planner:
                 source = _KeptData(data_path)
                 pages: list[PageSpec] = [_KeptPage(*row, source, i) for i, row in enumerate(kept["pages"])]
                 return pages, self._keeper(key, index_path, data_path, pages, fresh=False)
-        view = self._view(VERSION_PAGE_READS)
+        view = self._view(VERSION_PAGE_READS, "VERSION_PAGE_READS")
         pages = [view.version_page(v["id"]) for v in self.s.versions]
         return pages, (self._keeper(key, index_path, data_path, pages, fresh=True) if key is not None else None)
 
@@ -940,6 +951,34 @@ class Planner:
 
         return keep
 
+    def _kept(self, name: str, reads: frozenset[str], label: str, make) -> Any:
+        """``make(view)`` for a view holding ``reads`` only, or what the previous build kept of it
+        while those fields' digests are unchanged (a small result: read whole)."""
+        from pathlib import Path
+
+        view = self._view(reads, label)
+        if self.cache is None or not all(f in self.s.digests for f in reads):
+            return make(view)
+        key = [PLAN_CACHE_VERSION, self.cache[1], name, sorted((f, self.s.digests[f]) for f in reads)]
+        path = Path(self.cache[0]) / f"kept-{name}.pkl"
+        try:
+            with open(path, "rb") as f:
+                kept = pickle.load(f)
+            if isinstance(kept, dict) and kept.get("key") == key:
+                return kept["value"]
+        except Exception:  # noqa: BLE001 (none yet, or torn: made again)
+            pass
+        value = make(view)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            with open(tmp, "wb") as f:
+                pickle.dump({"key": key, "value": value}, f, protocol=pickle.HIGHEST_PROTOCOL)
+            tmp.replace(path)
+        except OSError as e:
+            logging.getLogger(__name__).warning("cannot keep %s for the next build: %s", name, e)
+        return value
+
     # ---------------------------------------------------------------- the whole site
     def plan(self) -> SitePlan:
         pages: list[PageSpec] = []
@@ -954,12 +993,15 @@ class Planner:
         counts["by_status"] = sorted(status.items())
 
         home = PageSpec("index", "home", "Vigil reports", {
-            "counts": counts, "alerts": self.alerts("index"), "nightly": self.nightly("index"),
+            "counts": counts, "alerts": self.alerts("index"),
+            "nightly": self._kept("nightly-index", NIGHTLY_READS, "NIGHTLY_READS", lambda view: view.nightly("index")),
             "thresholds": {"probe": al.PROBE_DETECTION_AUROC, "persistence": al.PERSISTENCE_ALERT,
                            "scan": self.scan_thresholds()},
             "groups": self.group_rows("index"), "report_pdf": "pdf/vigil-report.pdf",
         })
-        models = PageSpec("models/index", "models", "Models", {"rows": self.version_rows("models/index"),
+        model_rows = self._kept("version_rows-models", VERSION_ROWS_READS, "VERSION_ROWS_READS",
+                                lambda view: view.version_rows("models/index"))
+        models = PageSpec("models/index", "models", "Models", {"rows": model_rows,
                                                                 "metric_heads": [h for _, h in TABLE_METRICS]})
         group_index = PageSpec("groups/index", "groups", "Groups", {"rows": self.group_rows("groups/index")})
         runs_all = self.s.runs
@@ -992,11 +1034,15 @@ class Planner:
             nav.append({"Analyses": "analyses.md"})
         if sweeps:
             nav.append({"Sweeps": nav_list("All sweeps", "sweeps/index.md", sweeps)})
-        report = {"home": home.data, "models": self.version_rows("index"), "groups": [g.data for g in groups],
-                  "coverage": coverage.data, "runs": runs_all[:50], "metric_heads": models.data["metric_heads"],
-                  "zoos": [p.data | {"title": p.title} for p in zoos],
-                  # each sweep's grid, states, matrix and scaling table; its cells and profiles are in its own PDF
-                  "sweeps": [p.data | {"title": p.title, "brief": True, "cells": [], "profiles": []} for p in sweeps]}
+        def report() -> dict[str, Any]:
+            return {"home": home.data, "models": self._kept("version_rows-index", VERSION_ROWS_READS, "VERSION_ROWS_READS",
+                                                            lambda view: view.version_rows("index")),
+                    "groups": [g.data for g in groups],
+                    "coverage": coverage.data, "runs": runs_all[:50], "metric_heads": models.data["metric_heads"],
+                    "zoos": [p.data | {"title": p.title} for p in zoos],
+                    # each sweep's grid, states, matrix and scaling table; its cells and profiles are in its own PDF
+                    "sweeps": [p.data | {"title": p.title, "brief": True, "cells": [], "profiles": []} for p in sweeps]}
+
         return SitePlan(pages, nav, report, keep)
 
     def group_rows(self, from_id: str) -> list[dict[str, Any]]:

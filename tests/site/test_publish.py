@@ -264,5 +264,5 @@ def test_a_version_page_that_reads_an_undeclared_field_fails_naming_it(engine, v
     fill(engine, vigil_env / "var" / "warehouse", lineages=1, sklearn_models=1, sklearn_versions=1, groups=1, nights=1,
          evil=False)
     monkeypatch.setattr(pagedata, "VERSION_PAGE_READS", pagedata.VERSION_PAGE_READS - {"curves"})
-    with pytest.raises(pagedata.PlanReadError, match="'curves'.*VERSION_PAGE_READS"):
+    with pytest.raises(pagedata.PlanReadError, match="'curves'.*VERSION_PAGE_READS does not"):
         build_site(engine, vigil_env / "site", pdf=False, parquet_dir=vigil_env / "var" / "warehouse")
