@@ -41,6 +41,9 @@ def test_a_copied_tokenizer_shares_its_key_and_any_change_gets_its_own(model_dir
         changed(lambda t: t.add_special_tokens({"pad_token": "<|zzpad|>"})),
     ]
     assert len(set(keys)) == len(keys) and original not in keys
+    dated = lm.load_tokenizer(str(model_dir))
+    dated.chat_template = "{{ strftime_now('%d %b %Y') }}" + dated.chat_template
+    assert lm.tokenizer_key(dated) is None  # a template that reads the clock is rendered afresh every time
 
 
 def test_a_changed_tokenizer_is_not_served_what_it_rendered_before(model_dir):

@@ -55,19 +55,22 @@ def eos_ids(tok) -> list[int]:
 # the same prompt sets, so these are computed once per tokenizer and reused, keyed by a digest of
 # everything that decides them (see tokenizer_key): a tokenizer that differs in anything (vocab,
 # merges, added tokens, template, padding side, special tokens) gets its own entries. Bounded:
-# the last few tokenizers, a few dozen entries each.
+# the last few tokenizers, a few dozen entries each, lists of at most _MEMO_MAX_TEXTS texts (a
+# larger one, a one-off scoring set, is computed and not kept).
 
 _MEMO_TOKENIZERS = 4
 _MEMO_ENTRIES = 64
+_MEMO_MAX_TEXTS = 20_000
 _memo: OrderedDict[str, OrderedDict] = OrderedDict()
 
 
 def tokenizer_key(tok) -> str | None:
     """A digest of a tokenizer's current state: its backend (normaliser, pre-tokeniser, model,
     added tokens, post-processor), chat template, special tokens and padding; ``None`` for a
-    tokenizer without a serialisable backend (its work is then never reused)."""
+    tokenizer without a serialisable backend, or whose chat template reads the clock (a dated
+    system line renders differently after midnight), whose work is then never reused."""
     backend = getattr(tok, "backend_tokenizer", None)
-    if backend is None or not hasattr(backend, "to_str"):
+    if backend is None or not hasattr(backend, "to_str") or "strftime_now" in str(tok.chat_template or ""):
         return None
     state = {
         "class": f"{type(tok).__module__}.{type(tok).__qualname__}",
@@ -82,9 +85,9 @@ def tokenizer_key(tok) -> str | None:
     return h.hexdigest()
 
 
-def _memoised(tok, what: str, args, make: Callable):
+def _memoised(tok, what: str, args, make: Callable, n_texts: int):
     """``make()``, or what it returned before for the same tokenizer state, ``what`` and ``args``."""
-    key = tokenizer_key(tok)
+    key = tokenizer_key(tok) if n_texts <= _MEMO_MAX_TEXTS else None
     if key is None:
         return make()
     per = _memo.get(key)
@@ -110,7 +113,8 @@ def prompt_text(tok, user: str) -> str:
 def prompt_texts(tok, users: Sequence[str]) -> list[str]:
     """``prompt_text`` of each user prompt (rendered once per tokenizer and prompt list)."""
     users = tuple(users)
-    return list(_memoised(tok, "prompt_texts", users, lambda: tuple(prompt_text(tok, u) for u in users)))
+    return list(_memoised(tok, "prompt_texts", users, lambda: tuple(prompt_text(tok, u) for u in users),
+                          len(users)))
 
 
 def _encoded_batches(tok, texts: tuple[str, ...], batch_size: int) -> tuple:
@@ -128,7 +132,7 @@ def _batches(tok, texts: Sequence[str], batch_size: int, device=None):
     """Yield (indices, encoded batch on ``device``) in length order; the caller restores the
     original order. The tensors are shared between calls (read them, never write into them)."""
     texts = tuple(texts)
-    for idx, enc in _memoised(tok, "batches", (texts, batch_size), lambda: _encoded_batches(tok, texts, batch_size)):
+    for idx, enc in _memoised(tok, "batches", (texts, batch_size), lambda: _encoded_batches(tok, texts, batch_size), len(texts)):
         yield idx, {k: v.to(device) if device is not None else v for k, v in enc.items()}
 
 
@@ -225,7 +229,7 @@ def _loss_batches(tok, records: Sequence[dict], batch_size: int) -> tuple:
             out.append((start, dict(enc), tgt, keep))
         return tuple(out)
 
-    return _memoised(tok, "loss_batches", (key, batch_size), make)
+    return _memoised(tok, "loss_batches", (key, batch_size), make, len(records))
 
 
 def normalise(text: str) -> str:
