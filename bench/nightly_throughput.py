@@ -15,7 +15,9 @@ trained versions: they stop generating at their end-of-turn token, a random one 
   ``chunk_size`` maps over), one process a chunk.
 
 Prints wall time, versions per hour, the ratio, the per-version seconds inside the batches (the
-batch report keeps them per version), and checks that both ways measured the same numbers.
+batch report keeps them per version), the load averages beside each figure (the bench's own
+processes count: 2 on an otherwise idle 2-core machine), and checks that both ways measured the
+same numbers.
 Stage processes only: the Airflow tasks around them (3 per version before, 3 per chunk now) add
 a fixed cost per task that chunking divides the same way, and are not timed here.
 
@@ -77,6 +79,11 @@ def _run(argv: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def _load() -> str:
+    """The 1/5/15-minute load averages, printed beside each figure: the ratio swings with other jobs' load."""
+    return "load " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def _parallel(jobs: list[list[str]], workers: int) -> float:
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as ex:
@@ -103,7 +110,8 @@ def main() -> int:
 
         base_s = _parallel([[GPU_TRAINER, "evaluate", "--spec", str(d / "spec.json"), "--out", str(d / "single")]
                             for d in specs], a.workers)
-        print(f"baseline  one process per version: {base_s:7.1f} s  {3600 * a.versions / base_s:7.0f} versions/h", flush=True)
+        print(f"baseline  one process per version: {base_s:7.1f} s  {3600 * a.versions / base_s:7.0f} versions/h  ({_load()})",
+              flush=True)
         outs: list[str] = []
 
         for size in [int(c) for c in a.chunks.split(",")]:
@@ -120,7 +128,7 @@ def main() -> int:
             secs = sorted(r["seconds"] for r in rows)
             print(f"chunked   {size:3d} versions per process: {chunk_s:7.1f} s  {3600 * a.versions / chunk_s:7.0f} versions/h "
                   f"({len(jobs)} processes)  ratio {base_s / chunk_s:.2f}x; per version inside a batch: "
-                  f"median {statistics.median(secs):.1f} s, first of a process up to {max(secs):.1f} s", flush=True)
+                  f"median {statistics.median(secs):.2f} s, first of a process up to {max(secs):.1f} s  ({_load()})", flush=True)
             outs.append(out)
 
         differ = []
