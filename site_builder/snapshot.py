@@ -392,7 +392,8 @@ def _scan_candidates(store) -> dict[int, dict[str, Any]]:
 # A build keeps what it read in its cache folder; the next build reuses a part whose sources did not
 # change, checked cheaply: a table by a marker, a Parquet kind by its files' sizes and times. The
 # evaluations (most of the read: their JSON) and the Parquet tables; the rest costs less to read.
-CACHE_VERSION = "1"
+# ... and this file's own code: what it makes of the rows (and so every digest) changes with it
+CACHE_VERSION = "1:" + hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 # Tables each query reads: its rows are the same while none of them changed.
 _QUERY_TABLES = {"versions": ("model_versions", "models", "runs"), "evaluations": ("evaluations", "runs"),
                  "groups": ("model_groups",), "members": ("group_members",), "events": ("group_events",),
