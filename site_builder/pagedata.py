@@ -28,7 +28,7 @@ from site_builder import extract as ex
 from site_builder import scanpages as sp
 from site_builder import sweeppages as sw
 from site_builder.fmt import interval, metric_interval, num, slugify, visible
-from site_builder.snapshot import Snapshot
+from site_builder.snapshot import Snapshot, cache_load, cache_save
 
 NIGHTLY_SUITES = ("evaluate", "evaluate-sklearn")
 SKLEARN_SUITES = ("evaluate-sklearn", "train-sklearn")
@@ -961,22 +961,11 @@ class Planner:
             return make(view)
         key = [PLAN_CACHE_VERSION, self.cache[1], name, sorted((f, self.s.digests[f]) for f in reads)]
         path = Path(self.cache[0]) / f"kept-{name}.pkl"
-        try:
-            with open(path, "rb") as f:
-                kept = pickle.load(f)
-            if isinstance(kept, dict) and kept.get("key") == key:
-                return kept["value"]
-        except Exception:  # noqa: BLE001 (none yet, or torn: made again)
-            pass
+        kept = cache_load(path, key)
+        if kept is not None:
+            return kept
         value = make(view)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}")
-            with open(tmp, "wb") as f:
-                pickle.dump({"key": key, "value": value}, f, protocol=pickle.HIGHEST_PROTOCOL)
-            tmp.replace(path)
-        except OSError as e:
-            logging.getLogger(__name__).warning("cannot keep %s for the next build: %s", name, e)
+        cache_save(path, key, value)
         return value
 
     # ---------------------------------------------------------------- the whole site

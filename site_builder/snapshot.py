@@ -417,7 +417,8 @@ def _markers(conn, tables: tuple[str, ...]) -> dict[str, str]:
     return {r.tbl: r.marker for r in conn.execute(sa.text(sql))}
 
 
-def _cache_load(path: Path | None, key: Any) -> Any:
+def cache_load(path: Path | None, key: Any) -> Any:
+    """What ``cache_save`` kept at ``path`` under ``key``; None when absent, torn or kept under another key."""
     if path is None or not path.is_file():
         return None
     try:
@@ -429,7 +430,8 @@ def _cache_load(path: Path | None, key: Any) -> Any:
     return got["value"] if isinstance(got, dict) and got.get("key") == key else None
 
 
-def _cache_save(path: Path | None, key: Any, value: Any) -> None:
+def cache_save(path: Path | None, key: Any, value: Any) -> None:
+    """Keep ``value`` under ``key`` for the next build (atomically: a torn write is never read)."""
     if path is None:
         return
     try:
@@ -439,16 +441,16 @@ def _cache_save(path: Path | None, key: Any, value: Any) -> None:
             pickle.dump({"key": key, "value": value}, f, protocol=pickle.HIGHEST_PROTOCOL)
         tmp.replace(path)
     except OSError as e:  # a full disk costs the next build's reuse, not this build
-        log.warning("cannot keep the read cache %s: %s", path, e)
+        log.warning("cannot keep %s for the next build: %s", path, e)
 
 
 def _cached_rows(conn, cache: Path | None, name: str, sql: str, markers: dict[str, str], **params) -> list[dict[str, Any]]:
     key = (CACHE_VERSION, sql, json.dumps(params, sort_keys=True), [markers[t] for t in _QUERY_TABLES[name]])
     path = cache / f"{name}.pkl" if cache is not None else None
-    rows = _cache_load(path, key)
+    rows = cache_load(path, key)
     if rows is None:
         rows = _rows(conn, sql, **params)
-        _cache_save(path, key, rows)
+        cache_save(path, key, rows)
     return rows
 
 
@@ -465,10 +467,10 @@ def _parquet_cached(store, cache: Path | None, name: str, kinds: tuple[str, ...]
             files.append((str(f), st.st_size, st.st_mtime_ns))
     key = (CACHE_VERSION, name, str(store.root), files)
     path = cache / f"parquet-{name}.pkl"
-    value = _cache_load(path, key)
+    value = cache_load(path, key)
     if value is None:
         value = read(store)
-        _cache_save(path, key, value)
+        cache_save(path, key, value)
     return value, _digest(key)
 
 
