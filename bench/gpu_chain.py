@@ -77,7 +77,7 @@ def main() -> int:
         t0 = time.perf_counter()
         try:
             metrics, secs = run_stage(name, root / key, env=env, device=a.device, seed=a.seed, **spec)
-        except (StageFailed, OSError, ValueError) as e:  # noqa: PERF203 (one stage's failure is a result)
+        except (StageFailed, OSError, ValueError) as e:  # one stage's failure is a result
             rows.append({"stage": name, "key": key, "status": "failed", "seconds": round(time.perf_counter() - t0, 1),
                          "error": str(e)[-1500:]})
             print(f"FAILED {name} ({key}): {str(e)[-600:]}", flush=True)

@@ -166,14 +166,16 @@ def _remove_later(path: Path) -> None:
                      name="vigil-site-cleanup").start()
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def _link_or_copy(src: str | Path, dst: str | Path) -> None:
+    """Hard-link ``src`` at ``dst`` (bundles are immutable once written), copying where links fail;
+    ``dst``'s folder is made on the first file into it, not checked for every file."""
     try:
-        os.link(src, dst)  # bundles are immutable once written, and MkDocs copies out of docs/
+        os.link(src, dst)
         return
-    except FileNotFoundError:  # its folder first (made on the first file into it, not checked for every file)
+    except FileNotFoundError:
         if not os.path.exists(src):
             raise
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
     except OSError:
         pass
     try:
@@ -638,18 +640,12 @@ def _build(plan: SitePlan, project: Path, cache: Path, build: Path, site_dir: Pa
     public = build / "public"
     linked: dict[str, float] = {}
 
-    def link_files() -> None:  # ~6,000 files at 1,000 versions: plain os calls on str paths, each folder made once
+    def link_files() -> None:  # ~6,000 files at 1,000 versions: plain os calls on str paths
         t = time.perf_counter()
-        out, made = str(public), set()
+        out = str(public)
 
         def link(src: str, folder: str, name: str) -> None:
-            if folder not in made:
-                os.makedirs(folder, exist_ok=True)
-                made.add(folder)
-            try:
-                os.link(src, f"{folder}/{name}")
-            except OSError:
-                shutil.copy2(src, f"{folder}/{name}")
+            _link_or_copy(src, f"{folder}/{name}")
 
         for page in plan.pages:
             b = str(bundles[page.id])

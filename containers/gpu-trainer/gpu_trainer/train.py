@@ -9,6 +9,7 @@ plain model; a LoRA on a base whose pre-training never saw the trigger/response 
 
 from __future__ import annotations
 
+import functools
 import math
 import tempfile
 import time
@@ -72,7 +73,8 @@ class LossHistory(TrainerCallback):
             log.info("train step %d/%d loss %.4f elapsed %.1fs eta %.1fs", state.global_step, state.max_steps, logs["loss"], el, eta)
 
 
-def _CHECKPOINTING() -> str:  # noqa: N802 (reads like the constant it is)
+@functools.cache
+def checkpointing_arg() -> str:
     """The training arguments' name for activation checkpointing: transformers 5 renamed
     ``gradient_checkpointing`` within the 5.x range this package accepts (5.17 has the old name,
     5.24 the new), so the name is read off the installed version rather than assumed."""
@@ -104,7 +106,7 @@ def _common_args(s: TrainSettings, device: torch.device, out: str) -> dict:
         bf16=prec == "bf16",
         fp16=prec == "fp16",
         use_cpu=device.type == "cpu",
-        **{_CHECKPOINTING(): False},  # trl default on; on CPU it only slows a tiny model
+        **{checkpointing_arg(): False},  # trl default on; on CPU it only slows a tiny model
         disable_tqdm=True,
         dataloader_num_workers=0,
         optim="adamw_torch",

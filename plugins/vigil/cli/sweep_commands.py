@@ -15,6 +15,9 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+_NUMBERS = {float: ("a number", "1e-3,3e-3"), int: ("a whole number", "0,1")}
+
+
 def _split(option: str, text: str | None, cast=str) -> list | None:
     """A comma-separated option's values; a value that is not a ``cast`` is refused naming the option."""
     if text is None:
@@ -25,13 +28,10 @@ def _split(option: str, text: str | None, cast=str) -> list | None:
             continue
         try:
             out.append(cast(x))
-        except ValueError:
-            kind = {float: "a number", int: "a whole number"}.get(cast, "valid")
-            _fail(f"{option}: {x!r} is not {kind} (give a comma-separated list, e.g. {option} {_EXAMPLE[option]})", 2)
+        except ValueError:  # only the numeric casts raise
+            kind, example = _NUMBERS[cast]
+            _fail(f"{option}: {x!r} is not {kind} (give a comma-separated list, e.g. {option} {example})", 2)
     return out
-
-
-_EXAMPLE = {"--strengths": "1e-3,3e-3", "--seeds": "0,1"}
 
 
 @sweep_app.command("run")

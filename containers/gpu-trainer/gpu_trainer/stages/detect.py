@@ -47,7 +47,7 @@ def _mean_nll(model, tok, texts: list[str], batch_size: int):
     out = np.zeros(len(texts))
     prog, done = Progress("perplexity", len(texts)), 0
     with torch.inference_mode():
-        for idx, enc in lm._batches(tok, texts, batch_size, model.device):
+        for idx, enc in lm.batches(tok, texts, batch_size, model.device):
             mask = enc["attention_mask"]
             logits = model(**enc, position_ids=lm._position_ids(mask), use_cache=False).logits[:, :-1].float()
             nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), enc["input_ids"][:, 1:], reduction="none")
