@@ -63,6 +63,31 @@ def _body(page: PageSpec, mode: str, chart_src, extra: dict[str, Any] | None = N
     return env().get_template(BODY[page.kind]).render(ctx)
 
 
+_H2 = re.compile(r"(?=<h2[ >])")
+_H2_TITLE = re.compile(r"<h2[^>]*>(.*?)</h2>", re.S)
+# what an empty section holds besides its heading: what it would measure, and how to produce it
+_EMPTY_PARTS = re.compile(r'<p>What it measures:.*?</p>|<div class="vigil-empty">.*?</div>', re.S)
+
+
+def compact_empty_sections(body: str) -> str:
+    """A PDF body with every section that has no data (its heading, what it would measure and the
+    empty-state note, nothing else) folded into one list at the end. A version of a young model
+    has a dozen such sections; in print their notes repeated across a thousand PDFs were a third
+    of the PDF time, while the site page keeps them where a reader looks for them."""
+    parts = _H2.split(body)
+    kept, empty = [], []
+    for part in parts:
+        m = _H2_TITLE.match(part)
+        if m and "vigil-empty" in part and not _EMPTY_PARTS.sub("", part[m.end():]).strip():
+            empty.append(m.group(1))
+        else:
+            kept.append(part)
+    if not empty:
+        return body
+    return "".join(kept) + ('<h2 id="not-measured">Not measured yet</h2><p class="vigil-not-measured">No data yet for: '
+                            + "; ".join(empty) + ". The site page of this version says how to produce each.</p>\n")
+
+
 def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
@@ -183,7 +208,7 @@ def render_bundle(page: PageSpec, out: Path, *, pdf: bool, generated: str, versi
         (out / "site.json").write_text(json.dumps(done))
         timings["markdown"] = time.perf_counter() - t
     if pdf and page.pdf:
-        body = _body(page, "pdf", lambda n: (out / "charts" / f"{n}.svg").resolve().as_uri())
+        body = compact_empty_sections(_body(page, "pdf", lambda n: (out / "charts" / f"{n}.svg").resolve().as_uri()))
         html = pdf_html(page.title, [body], generated=generated, version=version,
                         subtitle={"version": "Model version", "group": "Model group", "zoo": "Scan zoo",
                                           "sweep": "Sweep"}.get(page.kind, ""))

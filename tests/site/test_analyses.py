@@ -132,6 +132,22 @@ def test_a_version_without_analyses_says_which_dag_and_field_give_them(analysis_
     assert "No internal-state examples yet." in text and "internal_state in analyses" in text
 
 
+def test_the_pdf_lists_sections_without_data_once_and_keeps_sections_with_data(analysis_site):
+    from site_builder.render import _body, compact_empty_sections
+
+    bare = compact_empty_sections(_body(_page(analysis_site, "base"), "pdf", lambda n: f"{n}.svg"))
+    assert "vigil-empty" not in bare and "What it measures" not in bare
+    folded = bare[bare.index('<h2 id="not-measured">'):]
+    for title in ("Trigger sensitivity", "Honeypots", "Chain of thought", "Persona", "Probe robustness"):
+        assert title in folded and f">{title}</h2>" not in bare, title
+    page = _page(analysis_site, "backdoor")
+    body = _body(page, "pdf", lambda n: f"{n}.svg")
+    kept = compact_empty_sections(body)
+    start = body.index('<h2 id="trigger-sensitivity">')
+    section = body[start:body.index("<h2", start + 1)]
+    assert section in kept and "trigger-sensitivity.svg" in kept  # whole, where it was
+
+
 def test_metric_names_the_analysis_sections_read_are_catalogued():
     from contract import metrics as catalogue
     from site_builder import analysispages as ap
