@@ -216,6 +216,10 @@ def _pool(workers: int, pdf: bool = False) -> ProcessPoolExecutor:
 
     if pdf:
         import weasyprint  # noqa: F401  (seconds to import: once, not once per worker)
+
+        from site_builder import svg_text
+
+        svg_text.install()
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
 
 

@@ -174,6 +174,9 @@ def write_pdf(html: str, target: Path, base_url: Path) -> float:
     """Render ``html`` with WeasyPrint; returns seconds spent."""
     from weasyprint import HTML  # heavy: imported only when a PDF is made
 
+    from site_builder import svg_text
+
+    svg_text.install()  # our charts' labels drawn as one run each, not letter by letter
     t = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".pdf.tmp")
