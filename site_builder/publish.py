@@ -16,12 +16,14 @@ from __future__ import annotations
 import contextvars
 import ctypes
 import fcntl
+import gc
 import hashlib
 import json
 import logging
 import multiprocessing
 import os
 import shutil
+import subprocess
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -154,16 +156,30 @@ def exchange(a: Path, b: Path) -> None:
 
 def _remove_later(path: Path) -> None:
     """Remove a finished build dir (the previous site, swapped out) off the critical path: nothing
-    reads it any more, and a removal cut short by the process ending is finished by the next build."""
-    import threading
-
+    reads it any more, and a removal cut short by the process ending is finished by the next build.
+    ``rm -rf`` in a process of its own where there is one: an rmtree thread took the GIL for every
+    one of ~8,000 entries and slowed the next build in the same process by a quarter."""
     aside = path.with_name(f".build-old-{uuid.uuid4().hex[:10]}")
     try:
         os.rename(path, aside)  # its name no longer looks like a build in progress
     except OSError:
         aside = path
+    rm = shutil.which("rm")
+    if rm is not None:
+        try:
+            _removals.append(subprocess.Popen([rm, "-rf", "--", str(aside)], stdin=subprocess.DEVNULL,
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            _removals[:] = [p for p in _removals if p.poll() is None]  # reap the finished ones
+            return
+        except OSError:
+            pass
+    import threading
+
     threading.Thread(target=shutil.rmtree, args=(aside,), kwargs={"ignore_errors": True}, daemon=True,
                      name="vigil-site-cleanup").start()
+
+
+_removals: list = []
 
 
 def _link_or_copy(src: str | Path, dst: str | Path) -> None:
@@ -236,12 +252,20 @@ def _render_pages(todo: list[tuple[PageSpec, Path]], cache: Path, *, pdf: bool, 
     results: dict[str, dict] = {}
     report_s = None
     if workers > 1 and (len(jobs) >= POOL_MIN_PAGES or (report and jobs)):
-        with _pool(workers, pdf) as ex:
-            rep = ex.submit(_report_job, *report) if report else None
-            if jobs:
-                for pid, t in ex.map(_render_job, *zip(*jobs, strict=True), chunksize=4):
-                    results[pid] = t
-            report_s = rep.result() if rep else None
+        # The workers inherit the parent's heap (the snapshot and the plan: millions of objects at
+        # a thousand versions); frozen, no collection in a worker walks it (or copies its pages):
+        # measured 7% of every PDF's time with 1.5M inherited objects. Garbage frozen with
+        # them is freed after the pool, when they are unfrozen.
+        gc.freeze()
+        try:
+            with _pool(workers, pdf) as ex:
+                rep = ex.submit(_report_job, *report) if report else None
+                if jobs:
+                    for pid, t in ex.map(_render_job, *zip(*jobs, strict=True), chunksize=4):
+                        results[pid] = t
+                report_s = rep.result() if rep else None
+        finally:
+            gc.unfreeze()
     else:
         for j in jobs:
             pid, t = _render_job(*j)
@@ -359,6 +383,17 @@ class _Prerendered:
         outer = self
 
         class Plugin(BasePlugin):
+            def on_config(self, config):
+                own_env = config.theme.get_env
+
+                def get_env():
+                    env = own_env()
+                    _list_theme_files_without_dot_dirs(env)
+                    return env
+
+                config.theme.get_env = get_env
+                return config
+
             def on_pre_build(self, *, config):
                 search = _search_plugin(config)
                 index = getattr(search, "search_index", None)
@@ -406,6 +441,34 @@ class _Prerendered:
 
     index = None
     ready = False
+
+
+def _list_theme_files_without_dot_dirs(env) -> None:
+    """MkDocs lists the theme's files on every build to find its static ones, and drops any path
+    with a part starting with a dot; Material's ``.icons`` holds some 14,000 SVGs, so the walk
+    into it was 0.28 s of a 1.3 s incremental build, for names all thrown away. The listing here
+    leaves dot folders out of the walk, for a filter that would drop them anyway (checked on two
+    such names); any other caller gets Jinja's own listing."""
+    from jinja2 import FileSystemLoader
+
+    loader, own = env.loader, env.list_templates
+    if not isinstance(loader, FileSystemLoader):
+        return
+
+    def list_templates(extensions=None, filter_func=None):
+        if extensions is not None or filter_func is None or filter_func(".x/y.css") or filter_func("x/.y/z.css"):
+            return own(extensions, filter_func)
+        found = set()
+        for root in loader.searchpath:
+            root = os.fspath(root)
+            for folder, dirs, names in os.walk(root, followlinks=loader.followlinks):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                rel = os.path.relpath(folder, root)
+                for n in names:
+                    found.add(n if rel == "." else f"{rel}/{n}".replace(os.path.sep, "/"))
+        return [n for n in sorted(found) if filter_func(n)]
+
+    env.list_templates = list_templates
 
 
 _REUSE: contextvars.ContextVar[_Prerendered | None] = contextvars.ContextVar("vigil_reuse", default=None)
