@@ -158,7 +158,7 @@ def _remove_later(path: Path) -> None:
     """Remove a finished build dir (the previous site, swapped out) off the critical path: nothing
     reads it any more, and a removal cut short by the process ending is finished by the next build.
     ``rm -rf`` in a process of its own where there is one: an rmtree thread took the GIL for every
-    one of ~8,000 entries and slowed the next build in the same process by a quarter."""
+    one of ~8,000 entries while the next build in the same process ran."""
     aside = path.with_name(f".build-old-{uuid.uuid4().hex[:10]}")
     try:
         os.rename(path, aside)  # its name no longer looks like a build in progress
@@ -446,7 +446,7 @@ class _Prerendered:
 def _list_theme_files_without_dot_dirs(env) -> None:
     """MkDocs lists the theme's files on every build to find its static ones, and drops any path
     with a part starting with a dot; Material's ``.icons`` holds some 14,000 SVGs, so the walk
-    into it was 0.28 s of a 1.3 s incremental build, for names all thrown away. The listing here
+    into it took 0.07 s of every build (0.002 s without it), for names all thrown away. The listing here
     leaves dot folders out of the walk, for a filter that would drop them anyway (checked on two
     such names); any other caller gets Jinja's own listing."""
     from jinja2 import FileSystemLoader
@@ -710,10 +710,6 @@ def _build(plan: SitePlan, project: Path, cache: Path, build: Path, site_dir: Pa
     def link_files() -> None:  # ~6,000 files at 1,000 versions: plain os calls on str paths
         t = time.perf_counter()
         out = str(public)
-
-        def link(src: str, folder: str, name: str) -> None:
-            _link_or_copy(src, f"{folder}/{name}")
-
         for page in plan.pages:
             b = str(bundles[page.id])
             try:
@@ -721,12 +717,11 @@ def _build(plan: SitePlan, project: Path, cache: Path, build: Path, site_dir: Pa
             except FileNotFoundError:
                 names = []
             for n in names:
-                link(f"{b}/charts/{n}", f"{out}/{page.chart_dir}", n)
+                _link_or_copy(f"{b}/charts/{n}", f"{out}/{page.chart_dir}/{n}")
             if pdf and page.pdf and os.path.exists(f"{b}/page.pdf"):
-                folder, _, name = f"{out}/{page.pdf}".rpartition("/")
-                link(f"{b}/page.pdf", folder, name)
+                _link_or_copy(f"{b}/page.pdf", f"{out}/{page.pdf}")
         if report_path is not None:
-            link(str(report_path), f"{out}/pdf", "vigil-report.pdf")
+            _link_or_copy(str(report_path), f"{out}/pdf/vigil-report.pdf")
         linked["s"] = time.perf_counter() - t
 
     t = time.perf_counter()

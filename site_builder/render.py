@@ -72,8 +72,8 @@ _EMPTY_PARTS = re.compile(r'<p>What it measures:.*?</p>|<div class="vigil-empty"
 def compact_empty_sections(body: str) -> str:
     """A PDF body with every section that has no data (its heading, what it would measure and the
     empty-state note, nothing else) folded into one list at the end. A version of a young model
-    has a dozen such sections; in print their notes repeated across a thousand PDFs were a third
-    of the PDF time, while the site page keeps them where a reader looks for them."""
+    has a dozen such sections; in print their notes repeated across a thousand PDFs were about a
+    fifth of the PDF time, while the site page keeps them where a reader looks for them."""
     parts = _H2.split(body)
     kept, empty = [], []
     for part in parts:
